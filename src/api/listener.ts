@@ -1,0 +1,103 @@
+// One TCP port for everything a client speaks. The first bytes of a
+// connection decide: the HTTP/2 preface goes to the HTTP/2 server (gRPC on our
+// own layer, anything else on h2c to connect-node/Hono), everything else to
+// the HTTP/1.1 server (gRPC-Web, Connect, /v3 and /v2 JSON, /version, ...).
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
+import type { GrpcServer } from "./grpc/server.js";
+import type { NodeHandler } from "./connect.js";
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** Flow-control windows large enough that Go's client never stalls on small puts. */
+const WINDOW = 8 * 1024 * 1024;
+/** A connection that sends nothing decisive in this long is closed. */
+const SNIFF_TIMEOUT_MS = 10_000;
+
+export interface ClientPortOptions {
+  grpc: GrpcServer;
+  http: NodeHandler;
+  maxConcurrentStreams: number;
+  maxHeaderBytes?: number;
+}
+
+export class ClientPort {
+  private readonly tcp: net.Server;
+  private readonly h2: http2.Http2Server;
+  private readonly h1: http.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(private readonly opts: ClientPortOptions) {
+    this.h2 = http2.createServer({
+      settings: { maxConcurrentStreams: opts.maxConcurrentStreams, initialWindowSize: WINDOW },
+    });
+    this.h2.on("session", (session) => {
+      session.on("connect", () => session.setLocalWindowSize?.(WINDOW));
+      try {
+        session.setLocalWindowSize?.(WINDOW);
+      } catch {
+        // Not yet connected: the 'connect' handler above sets it.
+      }
+    });
+    this.h2.on("stream", (stream, headers, _flags, rawHeaders) => this.onStream(stream, headers, rawHeaders));
+    this.h1 = http.createServer(opts.http);
+    this.tcp = net.createServer((socket) => this.sniff(socket));
+  }
+
+  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: unknown): void {
+    const type = headers["content-type"] ?? "";
+    if (type.startsWith("application/grpc") && !type.startsWith("application/grpc-web")) {
+      this.opts.grpc.handle(stream, headers);
+      return;
+    }
+    // Not gRPC: hand the stream to the same handler HTTP/1.1 uses, through
+    // node's compatibility objects (Bun builds them from a raw stream).
+    const h2 = http2 as any;
+    const req = new h2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+    const res = new h2.Http2ServerResponse(stream);
+    this.opts.http(req, res);
+  }
+
+  private sniff(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.on("close", () => this.sockets.delete(socket));
+    socket.setNoDelay(true);
+    socket.on("error", () => socket.destroy());
+    let seen = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS);
+    const onData = (chunk: Buffer) => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, PREFACE.length);
+      const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (isH2 && n < PREFACE.length) return; // a prefix of the preface: wait for more
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.pause();
+      socket.unshift(seen);
+      if (isH2) this.h2.emit("connection", socket);
+      else this.h1.emit("connection", socket);
+      socket.resume();
+    };
+    socket.on("data", onData);
+  }
+
+  listen(host: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.tcp.once("error", reject);
+      this.tcp.listen({ host, port, exclusive: true }, () => {
+        this.tcp.off("error", reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Stops accepting; closes idle connections; in-flight calls finish first (bounded by the caller). */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.tcp.close(() => resolve()));
+  }
+
+  destroyConnections(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bun
+// tsetcd: start one member from etcd's flags, ETCD_* variables or a config file.
+import { ConfigError, loadConfig } from "../config/load.js";
+import { helpText } from "../config/help.js";
+import { versionText } from "../config/load.js";
+import { log } from "../log.js";
+import { startServer } from "../server/start.js";
+
+async function main(): Promise<number> {
+  let loaded;
+  try {
+    loaded = loadConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(err.message.endsWith("\n") ? err.message : err.message + "\n");
+      return err.exitCode ?? 1;
+    }
+    throw err;
+  }
+  if (loaded.action === "version") {
+    process.stdout.write(versionText());
+    return 0;
+  }
+  if (loaded.action === "help") {
+    process.stdout.write(helpText());
+    return 0;
+  }
+  const c = loaded.config;
+  log.configure(c.logLevel as any, c.logOutputs);
+  for (const w of loaded.warnings) log.warn(w);
+
+  const server = await startServer({
+    name: c.name,
+    dataDir: c.dataDir,
+    initialAdvertisePeerUrls: c.initialAdvertisePeerUrls,
+    initialCluster: c.initialCluster,
+    initialClusterToken: c.initialClusterToken,
+    maxRequestBytes: c.maxRequestBytes,
+    quotaBackendBytes: c.quotaBackendBytes,
+    listenClientUrls: c.listenClientUrls,
+    advertiseClientUrls: c.advertiseClientUrls,
+    maxTxnOps: c.maxTxnOps,
+    cors: c.cors,
+    maxConcurrentStreams: c.maxConcurrentStreams,
+  });
+
+  return new Promise<number>((resolve) => {
+    const onSignal = (signal: string) => {
+      log.info("received signal; shutting down", { signal });
+      server.stop().then(
+        () => resolve(0),
+        (err) => {
+          log.error("error while stopping", { error: String(err) });
+          resolve(1);
+        },
+      );
+    };
+    process.once("SIGTERM", () => onSignal("terminated"));
+    process.once("SIGINT", () => onSignal("interrupt"));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    log.error("failed to start", { error: String((err as Error)?.message ?? err) });
+    process.exit(1);
+  },
+);

@@ -1,0 +1,58 @@
+// The errors a client can cause, with etcd's gRPC status codes and exact texts.
+// Every layer throws EtcdError; each transport renders it its own way (gRPC
+// trailers, Connect JSON, gateway JSON), so the text a user sees is the same
+// everywhere and identical to etcd's.
+
+/** gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
+export const enum Code {
+  OK = 0,
+  Canceled = 1,
+  Unknown = 2,
+  InvalidArgument = 3,
+  DeadlineExceeded = 4,
+  NotFound = 5,
+  AlreadyExists = 6,
+  PermissionDenied = 7,
+  ResourceExhausted = 8,
+  FailedPrecondition = 9,
+  Aborted = 10,
+  OutOfRange = 11,
+  Unimplemented = 12,
+  Internal = 13,
+  Unavailable = 14,
+  DataLoss = 15,
+  Unauthenticated = 16,
+}
+
+export class EtcdError extends Error {
+  constructor(
+    readonly code: Code,
+    message: string,
+  ) {
+    super(message);
+    this.name = "EtcdError";
+  }
+}
+
+const e = (code: Code, message: string) => () => new EtcdError(code, message);
+
+/** etcd's client-visible errors (etcd's api/v3rpc/rpctypes), by the name etcd gives them. */
+export const Errors = {
+  emptyKey: e(Code.InvalidArgument, "etcdserver: key is not provided"),
+  keyNotFound: e(Code.InvalidArgument, "etcdserver: key not found"),
+  valueProvided: e(Code.InvalidArgument, "etcdserver: value is provided"),
+  leaseProvided: e(Code.InvalidArgument, "etcdserver: lease is provided"),
+  tooManyOps: e(Code.InvalidArgument, "etcdserver: too many operations in txn request"),
+  duplicateKey: e(Code.InvalidArgument, "etcdserver: duplicate key given in txn request"),
+  compacted: e(Code.OutOfRange, "etcdserver: mvcc: required revision has been compacted"),
+  futureRev: e(Code.OutOfRange, "etcdserver: mvcc: required revision is a future revision"),
+  noSpace: e(Code.ResourceExhausted, "etcdserver: mvcc: database space exceeded"),
+  leaseNotFound: e(Code.NotFound, "etcdserver: requested lease not found"),
+  requestTooLarge: e(Code.InvalidArgument, "etcdserver: request is too large"),
+  tooManyRequests: e(Code.ResourceExhausted, "etcdserver: too many requests"),
+  stopped: e(Code.Unavailable, "etcdserver: server stopped"),
+  timeout: e(Code.Unavailable, "etcdserver: request timed out"),
+  noLeader: e(Code.Unavailable, "etcdserver: no leader"),
+  notCapable: e(Code.Unavailable, "etcdserver: not capable"),
+  unimplemented: (method: string) => new EtcdError(Code.Unimplemented, `unknown method ${method}`),
+} as const;

@@ -1,0 +1,33 @@
+// Small named values the member persists beside its data: ids, term, the
+// applied index. Written inside the caller's transaction so they always agree
+// with the data they describe.
+import type { Database, Statement } from "bun:sqlite";
+
+export class MetaStore {
+  private readonly select: Statement;
+  private readonly upsert: Statement;
+
+  constructor(db: Database) {
+    this.select = db.prepare("SELECT value FROM meta WHERE name = ?1");
+    this.upsert = db.prepare("INSERT INTO meta (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value");
+  }
+
+  getNumber(name: string): number | undefined {
+    const row = this.select.get(name) as { value: unknown } | null;
+    return row ? Number(row.value) : undefined;
+  }
+
+  setNumber(name: string, value: number): void {
+    this.upsert.run(name, value);
+  }
+
+  /** 64-bit ids are kept as decimal text: SQLite integers are signed. */
+  getBigInt(name: string): bigint | undefined {
+    const row = this.select.get(name) as { value: unknown } | null;
+    return row ? BigInt(String(row.value)) : undefined;
+  }
+
+  setBigInt(name: string, value: bigint): void {
+    this.upsert.run(name, value.toString());
+  }
+}
