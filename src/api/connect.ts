@@ -23,7 +23,7 @@ export function connectHandler(
       for (const { service, impl } of registrations) router.service(service, toConnect(impl) as any);
     },
     readMaxBytes: opts.readMaxBytes,
-    fallback,
+    fallback: fallback as any,
   });
   return (req, res) => {
     if (applyCors(opts.cors, req, res)) return;

@@ -40,7 +40,7 @@ export class ClientPort {
         // Not yet connected: the 'connect' handler above sets it.
       }
     });
-    this.h2.on("stream", (stream, headers, _flags, rawHeaders) => this.onStream(stream, headers, rawHeaders));
+    this.h2.on("stream", (stream, headers, _flags, rawHeaders) => this.onStream(stream as ServerHttp2Stream, headers, rawHeaders));
     this.h1 = http.createServer(opts.http);
     this.tcp = net.createServer((socket) => this.sniff(socket));
   }
@@ -64,7 +64,7 @@ export class ClientPort {
     socket.on("close", () => this.sockets.delete(socket));
     socket.setNoDelay(true);
     socket.on("error", () => socket.destroy());
-    let seen = Buffer.alloc(0);
+    let seen: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);

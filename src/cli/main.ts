@@ -1,8 +1,7 @@
 #!/usr/bin/env bun
 // tsetcd: start one member from etcd's flags, ETCD_* variables or a config file.
-import { ConfigError, loadConfig } from "../config/load.js";
-import { helpText } from "../config/help.js";
-import { versionText } from "../config/load.js";
+import { ConfigError, helpText, loadConfig, usageText, versionText } from "../config/load.js";
+import { effectiveQuotaBytes } from "../config/derived.js";
 import { log } from "../log.js";
 import { startServer } from "../server/start.js";
 
@@ -13,7 +12,8 @@ async function main(): Promise<number> {
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(err.message.endsWith("\n") ? err.message : err.message + "\n");
-      return err.exitCode ?? 1;
+      if (err.showUsage) process.stderr.write(usageText());
+      return err.exitCode;
     }
     throw err;
   }
@@ -36,7 +36,7 @@ async function main(): Promise<number> {
     initialCluster: c.initialCluster,
     initialClusterToken: c.initialClusterToken,
     maxRequestBytes: c.maxRequestBytes,
-    quotaBackendBytes: c.quotaBackendBytes,
+    quotaBackendBytes: effectiveQuotaBytes(c.quotaBackendBytes) ?? Number.POSITIVE_INFINITY,
     listenClientUrls: c.listenClientUrls,
     advertiseClientUrls: c.advertiseClientUrls,
     maxTxnOps: c.maxTxnOps,

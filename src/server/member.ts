@@ -40,7 +40,7 @@ export interface MemberConfig {
   initialClusterToken: string;
   /** --max-request-bytes: the largest encoded request accepted into the log. */
   maxRequestBytes: number;
-  /** --quota-backend-bytes (0 = etcd's default of 2 GiB). */
+  /** The effective backend quota in bytes (Infinity: none). */
   quotaBackendBytes: number;
 }
 
@@ -57,7 +57,6 @@ interface Proposal {
 const MAX_PENDING = 20_000;
 /** Applied entries kept in the log for followers to catch up (the Raft issue's window). */
 const LOG_RETAIN = 10_000;
-const DEFAULT_QUOTA = 2 * 1024 * 1024 * 1024;
 
 export class Member {
   readonly memberId: bigint;
@@ -85,7 +84,7 @@ export class Member {
     this.meta = new MetaStore(db);
     this.log = new LogStore(db);
     this.store = new MvccStore(new SqliteBackend(db));
-    this.quota = config.quotaBackendBytes > 0 ? config.quotaBackendBytes : DEFAULT_QUOTA;
+    this.quota = config.quotaBackendBytes;
 
     const ids = this.loadOrCreateIdentity();
     this.memberId = ids.member;

@@ -1,18 +1,20 @@
 // gRPC's length-prefixed message framing: 1 byte compressed flag, 4 bytes
 // big-endian length, then the message. One MessageReader per request stream.
 
+import { Code, EtcdError } from "../../errors.js";
+
 export interface Frame {
   compressed: boolean;
   data: Uint8Array;
 }
 
-/** Thrown when a frame announces more bytes than the receive limit allows. */
-export class FrameTooLargeError extends Error {
+/** Thrown when a frame announces more bytes than the receive limit allows (grpc-go's text and code). */
+export class FrameTooLargeError extends EtcdError {
   constructor(
     readonly size: number,
     readonly limit: number,
   ) {
-    super(`grpc: received message larger than max (${size} vs. ${limit})`);
+    super(Code.ResourceExhausted, `grpc: received message larger than max (${size} vs. ${limit})`);
   }
 }
 

@@ -1,0 +1,82 @@
+#!/usr/bin/env bun
+// Run ALL of etcd 3.4's e2e suite (243 tests, ~15 min) against bin/tsetcd and record which pass.
+// Not part of `npm test`: it is the progress meter for "every test that passes against real
+// etcd passes against ours" (COMPAT.md).
+//
+//   bun scripts/e2e-all.ts [--etcd=PATH] [--out=FILE] [--run=REGEX]
+//
+// --etcd defaults to bin/tsetcd ($TSETCD_BINARY if set); --etcd=/usr/bin/etcd gives the baseline
+// (240 of 243 pass on the reference machine). --out defaults to bench/e2e-results.txt.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { E2E_CWD, runE2E } from "../test/harness/e2e.ts";
+import { E2E_BIN, ETCDCTL_BIN, REPO_ROOT, SUBJECT_BIN, isExecutable } from "../test/harness/tools.ts";
+
+const GO_TIMEOUT_SEC = 3600;
+
+function option(name: string): string | undefined {
+  const prefix = `--${name}=`;
+  return process.argv.slice(2).find((a) => a.startsWith(prefix))?.slice(prefix.length);
+}
+
+async function listTests(run: string): Promise<string[]> {
+  const proc = Bun.spawn([E2E_BIN, "-test.list", run], { cwd: E2E_CWD, stdout: "pipe", stderr: "inherit" });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 30_000);
+  const text = await new Response(proc.stdout).text();
+  await proc.exited;
+  clearTimeout(timer);
+  return text.split("\n").filter((l) => /^Test\w+$/.test(l));
+}
+
+async function main(): Promise<number> {
+  const etcd = option("etcd") ?? SUBJECT_BIN;
+  const out = option("out") ?? join(REPO_ROOT, "bench", "e2e-results.txt");
+  const run = option("run") ?? ".*";
+  for (const tool of [etcd, ETCDCTL_BIN, E2E_BIN]) {
+    if (!isExecutable(tool)) {
+      console.error(`missing: ${tool} (npm run build / apt-get install etcd-client / shared/tools/build-etcd-e2e.sh)`);
+      return 2;
+    }
+  }
+
+  const all = await listTests(run);
+  console.log(`running ${all.length} e2e tests against ${etcd} (about 15 minutes for all)`);
+  const started = Date.now();
+  const r = await runE2E({
+    etcd,
+    run,
+    goTimeoutSec: GO_TIMEOUT_SEC,
+    // Progress: one line per finished test, not the suite's megabytes of server logs.
+    onLine: (line) => {
+      if (/^--- (PASS|FAIL|SKIP): /.test(line)) console.log(line);
+    },
+  });
+  const reported = new Set([...r.passed, ...r.failed, ...r.skipped]);
+  // A Go timeout panic or a crash ends the run early: the rest never reported anything.
+  const notRun = all.filter((t) => !reported.has(t));
+  const minutes = ((Date.now() - started) / 60_000).toFixed(1);
+  const summary = `${r.passed.length} passed, ${r.failed.length + notRun.length} failed, ${r.skipped.length} skipped`;
+
+  const report = [
+    `# etcd 3.4.23 e2e suite against ${etcd}`,
+    `# ${new Date().toISOString()}, ${minutes} min, exit ${r.code}${r.timedOut ? " (killed: timeout)" : ""}`,
+    `# ${summary}${notRun.length ? ` (${notRun.length} of the failed never ran)` : ""}`,
+    "",
+    "## passed",
+    ...r.passed.toSorted(),
+    "",
+    "## failed",
+    ...r.failed.toSorted(),
+    ...notRun.map((t) => `${t} (did not run)`),
+    "",
+    "## skipped",
+    ...r.skipped.toSorted(),
+    "",
+  ].join("\n");
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, report);
+  console.log(`${summary}; names in ${out}`);
+  return 0;
+}
+
+process.exit(await main());

@@ -1,0 +1,36 @@
+// etcd 3.4's own e2e tests for the key-value commands, run against bin/tsetcd as `etcd`.
+// The whole suite (243 tests, ~15 min) is scripts/e2e-all.ts; this is the part npm test runs.
+import { describe, expect, test } from "bun:test";
+import { exactRunRegex, runE2E } from "./harness/e2e.ts";
+import { E2E_BIN, ETCDCTL_BIN, SUBJECT_BIN, requireTools } from "./harness/tools.ts";
+
+/** Add a test here by its exact name (`etcd-e2e.test -test.list '.*'` lists them). */
+export const E2E_TESTS = [
+  "TestCtlV3Put",
+  "TestCtlV3Get",
+  "TestCtlV3GetFormat",
+  "TestCtlV3GetRev",
+  "TestCtlV3GetKeysOnly",
+  "TestCtlV3Del",
+  "TestCtlV3TxnInteractiveSuccess",
+  "TestCtlV3TxnInteractiveFail",
+  "TestCtlV3Compact",
+  "TestCtlV3CompactPhysical",
+] as const;
+
+const GO_TIMEOUT_SEC = 600;
+const ready = requireTools([E2E_BIN, ETCDCTL_BIN, SUBJECT_BIN]);
+
+describe.skipIf(!ready)(`etcd e2e suite against ${SUBJECT_BIN}`, () => {
+  test(
+    E2E_TESTS.join(", "),
+    async () => {
+      const r = await runE2E({ etcd: SUBJECT_BIN, run: exactRunRegex(E2E_TESTS), goTimeoutSec: GO_TIMEOUT_SEC });
+      // On failure, show the suite's own output: it says which etcdctl line did not match.
+      const summary = { code: r.code, timedOut: r.timedOut, failed: r.failed, notPassed: E2E_TESTS.filter((t) => !r.passed.includes(t)) };
+      if (summary.code !== 0 || summary.notPassed.length > 0) console.error(r.tail.slice(-20_000));
+      expect(summary).toEqual({ code: 0, timedOut: false, failed: [], notPassed: [] });
+    },
+    (GO_TIMEOUT_SEC + 90) * 1000,
+  );
+});
