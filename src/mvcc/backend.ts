@@ -8,8 +8,8 @@
 //   as protobuf-es wants them), so a Range response is assembled without
 //   copying rows; callers may mutate what they get (each call returns fresh
 //   objects);
-// - writes take plain numbers and are single-row statements, so a put is one
-//   read plus two writes;
+// - a write is one call (put or tombstone) taking plain numbers; the backend
+//   keeps its history and current-state tables in step;
 // - nothing here opens or commits a transaction: the caller (the apply loop)
 //   wraps a batch of requests in one.
 
@@ -47,31 +47,26 @@ export interface KvBackend {
   /** How many keys in the range were live at revision `rev`. */
   countAt(key: Uint8Array, end: RangeEnd, rev: number): number;
 
-  /** Records one revision of a key: a put, or a tombstone (then createRev = version = 0, value empty, lease 0). */
-  appendHistory(
+  /**
+   * Records a put of `key` at revision (revMain, revSub): appends it to the
+   * history and makes it the key's live revision. `createRev === revMain`
+   * marks the first revision of a (new or re-created) key.
+   */
+  put(
+    key: Uint8Array,
+    value: Uint8Array,
+    createRev: number,
     revMain: number,
     revSub: number,
-    key: Uint8Array,
-    createRev: number,
-    version: number,
-    value: Uint8Array,
-    lease: bigint,
-    tombstone: boolean,
-  ): void;
-
-  /** Inserts or replaces the live revision of a key. */
-  putLatest(
-    key: Uint8Array,
-    value: Uint8Array,
-    createRev: number,
-    modRev: number,
-    modSub: number,
     version: number,
     lease: bigint,
   ): void;
 
-  /** Removes a key from the current state (its history stays). */
-  deleteLatest(key: Uint8Array): void;
+  /**
+   * Records the delete of live `key` at revision (revMain, revSub): appends a
+   * tombstone to the history and removes the key from the current state.
+   */
+  tombstone(key: Uint8Array, revMain: number, revSub: number): void;
 
   /**
    * Physically removes history made obsolete by a compaction at `rev`: for

@@ -140,59 +140,26 @@ export class MemoryKvBackend implements KvBackend {
     return n;
   }
 
-  appendHistory(
+  put(
+    key: Uint8Array,
+    value: Uint8Array,
+    createRev: number,
     revMain: number,
     revSub: number,
-    key: Uint8Array,
-    createRev: number,
-    version: number,
-    value: Uint8Array,
-    lease: bigint,
-    tombstone: boolean,
-  ): void {
-    const last = this.history[this.history.length - 1];
-    if (last !== undefined && (last.main > revMain || (last.main === revMain && last.sub >= revSub))) {
-      // SQLite would refuse the duplicate primary key; refuse out-of-order rows too.
-      throw new Error(`history row (${revMain},${revSub}) not after (${last.main},${last.sub})`);
-    }
-    const row: HistoryRow = {
-      main: revMain,
-      sub: revSub,
-      key: key.slice(),
-      createRev,
-      version,
-      value: tombstone ? EMPTY_BYTES : value.slice(),
-      lease,
-      tombstone,
-    };
-    this.history.push(row);
-    const k = bytesToKeyString(key);
-    let rows = this.byKey.get(k);
-    if (rows === undefined) {
-      rows = [];
-      this.byKey.set(k, rows);
-      insertSorted(this.historyKeys, k);
-    }
-    rows.push(row);
-  }
-
-  putLatest(
-    key: Uint8Array,
-    value: Uint8Array,
-    createRev: number,
-    modRev: number,
-    modSub: number,
     version: number,
     lease: bigint,
   ): void {
     const k = bytesToKeyString(key);
+    this.append({ main: revMain, sub: revSub, key: key.slice(), createRev, version, value: value.slice(), lease, tombstone: false });
     if (!this.latest.has(k)) insertSorted(this.latestKeys, k);
-    this.latest.set(k, { key: key.slice(), value: value.slice(), createRev, modRev, modSub, version, lease });
+    this.latest.set(k, { key: key.slice(), value: value.slice(), createRev, modRev: revMain, modSub: revSub, version, lease });
   }
 
-  deleteLatest(key: Uint8Array): void {
+  tombstone(key: Uint8Array, revMain: number, revSub: number): void {
     const k = bytesToKeyString(key);
-    if (this.latest.delete(k)) removeSorted(this.latestKeys, k);
+    if (!this.latest.delete(k)) throw new Error("mvcc memory backend: tombstone for a key that is not live");
+    removeSorted(this.latestKeys, k);
+    this.append({ main: revMain, sub: revSub, key: key.slice(), createRev: 0, version: 0, value: EMPTY_BYTES, lease: 0n, tombstone: true });
   }
 
   compact(rev: number): void {
@@ -239,6 +206,23 @@ export class MemoryKvBackend implements KvBackend {
 
   writeCompactRev(rev: number): void {
     this.compactRev = rev;
+  }
+
+  private append(row: HistoryRow): void {
+    const last = this.history[this.history.length - 1];
+    if (last !== undefined && (last.main > row.main || (last.main === row.main && last.sub >= row.sub))) {
+      // SQLite would refuse the duplicate primary key; refuse out-of-order rows too.
+      throw new Error(`history row (${row.main},${row.sub}) not after (${last.main},${last.sub})`);
+    }
+    this.history.push(row);
+    const k = bytesToKeyString(row.key);
+    let rows = this.byKey.get(k);
+    if (rows === undefined) {
+      rows = [];
+      this.byKey.set(k, rows);
+      insertSorted(this.historyKeys, k);
+    }
+    rows.push(row);
   }
 
   /** The key's newest history row <= rev if it is not a tombstone. */

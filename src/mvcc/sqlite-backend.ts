@@ -1,10 +1,15 @@
-// KvBackend over bun:sqlite. Every statement is prepared once (lazily, per
-// query shape) and reused: preparing, or drizzle's query builder, would cost
-// more than the statement itself. Reads select straight into the shape of an
-// mvccpb.KeyValue (a constant "$typeName" column, int64 columns as bigint), so
-// each returned row already is the protobuf message: no copy per row.
+// KvBackend over bun:sqlite (tables: storage/schema.ts). Every statement is
+// prepared once (lazily, per query shape) and reused: preparing, or drizzle's
+// query builder, would cost more than the statement itself. Reads select
+// straight into the shape of an mvccpb.KeyValue (a constant "$typeName"
+// column, int64 columns as bigint), so each row already is the protobuf
+// message: no copy per row.
 // No transactions are opened here; the apply loop wraps batches in one (a
 // statement outside any transaction still works, as its own transaction).
+//
+// kv_history has no index by key (see schema.ts); a read at a past revision
+// starts from each key's head (kv_latest or kv_deleted) and follows
+// prev_main/prev_sub back to the newest revision <= the one asked for.
 
 import type { Database, Statement } from "bun:sqlite";
 import type { KeyValue } from "../gen/mvccpb/kv_pb";
@@ -47,6 +52,11 @@ const sqlLimit = (limit: number) => (limit > 0 ? limit : -1);
 type Row = KeyValue;
 type CountRow = { n: number };
 
+const KV_COLUMNS = `${KV_TYPE}, h.key, h.create_rev AS createRevision, h.rev_main AS modRevision, h.version`;
+
+const HISTORY_COLUMNS =
+  "rev_main, rev_sub, key, create_rev, version, value, lease, tombstone, prev_main, prev_sub";
+
 export class SqliteKvBackend implements KvBackend {
   private readonly db: Database;
   // [shape * 2 + keysOnly] -> statement
@@ -54,10 +64,16 @@ export class SqliteKvBackend implements KvBackend {
   private readonly latestCountStmts: (Statement<CountRow> | undefined)[] = [];
   private readonly atStmts: (Statement<Row> | undefined)[] = [];
   private readonly atCountStmts: (Statement<CountRow> | undefined)[] = [];
-  private readonly insertHistory: Statement;
+  private readonly appendAfterLatest: Statement;
+  private readonly appendAfterAny: Statement;
+  private readonly appendTombstone: Statement;
+  private readonly updateLatest: Statement;
   private readonly upsertLatest: Statement;
   private readonly removeLatest: Statement;
-  private readonly compactStmt: Statement;
+  private readonly upsertDeleted: Statement;
+  private readonly removeDeleted: Statement;
+  private readonly compactHistory: Statement;
+  private readonly compactDeleted: Statement;
   private readonly historyStmt: Statement<Row>;
   private readonly readCompactRev: Statement<{ value: number | bigint | null }>;
   private readonly writeCompactRevStmt: Statement;
@@ -65,8 +81,27 @@ export class SqliteKvBackend implements KvBackend {
 
   constructor(db: Database) {
     this.db = db;
-    this.insertHistory = db.prepare(
-      "INSERT INTO kv_history (rev_main, rev_sub, key, create_rev, version, value, lease, tombstone) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    // History rows link to the key's previous revision, read from its head
+    // by scalar subqueries in the same statement (no round trip; measured
+    // ~5x cheaper than INSERT ... SELECT with joins). A put over a live key
+    // takes the head from kv_latest (a NULL there, i.e. no live key, fails
+    // the NOT NULL constraint); a put that (re)creates a key may follow a
+    // tombstone in kv_deleted, or nothing.
+    this.appendAfterLatest = db.prepare(
+      `INSERT INTO kv_history (${HISTORY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ` +
+        "(SELECT mod_rev FROM kv_latest WHERE key = ?3), (SELECT mod_sub FROM kv_latest WHERE key = ?3))",
+    );
+    this.appendAfterAny = db.prepare(
+      `INSERT INTO kv_history (${HISTORY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ` +
+        "coalesce((SELECT mod_rev FROM kv_latest WHERE key = ?3), (SELECT rev_main FROM kv_deleted WHERE key = ?3), 0), " +
+        "coalesce((SELECT mod_sub FROM kv_latest WHERE key = ?3), (SELECT rev_sub FROM kv_deleted WHERE key = ?3), 0))",
+    );
+    this.appendTombstone = db.prepare(
+      `INSERT INTO kv_history (${HISTORY_COLUMNS}) VALUES (?1, ?2, ?3, 0, 0, x'', 0, 1, ` +
+        "(SELECT mod_rev FROM kv_latest WHERE key = ?3), (SELECT mod_sub FROM kv_latest WHERE key = ?3))",
+    );
+    this.updateLatest = db.prepare(
+      "UPDATE kv_latest SET mod_rev = ?2, mod_sub = ?3, version = ?4, value = ?5, lease = ?6 WHERE key = ?1",
     );
     this.upsertLatest = db.prepare(
       "INSERT INTO kv_latest (key, create_rev, mod_rev, mod_sub, version, value, lease) VALUES (?, ?, ?, ?, ?, ?, ?) " +
@@ -74,18 +109,22 @@ export class SqliteKvBackend implements KvBackend {
         "mod_sub = excluded.mod_sub, version = excluded.version, value = excluded.value, lease = excluded.lease",
     );
     this.removeLatest = db.prepare("DELETE FROM kv_latest WHERE key = ?");
-    // A row goes if it is a tombstone or if a newer revision of its key is
-    // also <= the compact revision; what is left is, per key, the newest
-    // non-tombstone revision <= rev, which reads at >= rev still need.
-    this.compactStmt = db.prepare(
-      "DELETE FROM kv_history WHERE rev_main <= ?1 AND (tombstone = 1 OR EXISTS (" +
-        "SELECT 1 FROM kv_history AS n WHERE n.key = kv_history.key " +
-        "AND (n.rev_main, n.rev_sub) > (kv_history.rev_main, kv_history.rev_sub) AND n.rev_main <= ?1))",
+    this.upsertDeleted = db.prepare(
+      "INSERT INTO kv_deleted (key, rev_main, rev_sub) VALUES (?, ?, ?) " +
+        "ON CONFLICT (key) DO UPDATE SET rev_main = excluded.rev_main, rev_sub = excluded.rev_sub",
     );
+    this.removeDeleted = db.prepare("DELETE FROM kv_deleted WHERE key = ?");
+    // A row <= rev goes if it is a tombstone or if its successor (the row
+    // whose prev it is) is also <= rev. What stays is, per key, the newest
+    // non-tombstone revision <= rev, which reads at >= rev still need.
+    this.compactHistory = db.prepare(
+      "DELETE FROM kv_history WHERE rev_main <= ?1 AND (tombstone = 1 OR (rev_main, rev_sub) IN " +
+        "(SELECT prev_main, prev_sub FROM kv_history WHERE rev_main <= ?1))",
+    );
+    this.compactDeleted = db.prepare("DELETE FROM kv_deleted WHERE rev_main <= ?1");
     this.historyStmt = db
       .prepare<Row, [number, number]>(
-        `SELECT ${KV_TYPE}, key, create_rev AS createRevision, rev_main AS modRevision, version, value, lease ` +
-          "FROM kv_history WHERE rev_main >= ?1 ORDER BY rev_main, rev_sub LIMIT ?2",
+        `SELECT ${KV_COLUMNS}, h.value, h.lease FROM kv_history AS h WHERE rev_main >= ?1 ORDER BY rev_main, rev_sub LIMIT ?2`,
       )
       .safeIntegers(true);
     this.readCompactRev = db.prepare(`SELECT value FROM meta WHERE name = '${MetaKey.compactRev}'`);
@@ -131,10 +170,7 @@ export class SqliteKvBackend implements KvBackend {
     if (stmt === undefined) {
       const value = keysOnly ? "x'' AS value" : "h.value";
       stmt = this.db
-        .prepare<Row, any[]>(
-          `SELECT ${KV_TYPE}, h.key, h.create_rev AS createRevision, h.rev_main AS modRevision, h.version, ${value}, h.lease ` +
-            `FROM kv_history AS h WHERE ${atWhere(shape)} ORDER BY h.key LIMIT ?4`,
-        )
+        .prepare<Row, any[]>(`${walkAt(shape)} SELECT ${KV_COLUMNS}, ${value}, h.lease ${aliveAt} ORDER BY h.key LIMIT ?4`)
         .safeIntegers(true);
       this.atStmts[i] = stmt;
     }
@@ -145,43 +181,42 @@ export class SqliteKvBackend implements KvBackend {
     const shape = shapeOf(end);
     let stmt = this.atCountStmts[shape];
     if (stmt === undefined) {
-      stmt = this.db.prepare<CountRow, any[]>(`SELECT count(*) AS n FROM kv_history AS h WHERE ${atWhere(shape)}`);
+      stmt = this.db.prepare<CountRow, any[]>(`${walkAt(shape)} SELECT count(*) AS n ${aliveAt}`);
       this.atCountStmts[shape] = stmt;
     }
     return stmt.get(key, end, rev)!.n;
   }
 
-  appendHistory(
+  put(
+    key: Uint8Array,
+    value: Uint8Array,
+    createRev: number,
     revMain: number,
     revSub: number,
-    key: Uint8Array,
-    createRev: number,
-    version: number,
-    value: Uint8Array,
-    lease: bigint,
-    tombstone: boolean,
-  ): void {
-    this.insertHistory.run(revMain, revSub, key, createRev, version, value, lease, tombstone ? 1 : 0);
-  }
-
-  putLatest(
-    key: Uint8Array,
-    value: Uint8Array,
-    createRev: number,
-    modRev: number,
-    modSub: number,
     version: number,
     lease: bigint,
   ): void {
-    this.upsertLatest.run(key, createRev, modRev, modSub, version, value, lease);
+    if (createRev !== revMain) {
+      // An update of a live key: its head is in kv_latest.
+      this.appendAfterLatest.run(revMain, revSub, key, createRev, version, value, lease);
+      this.updateLatest.run(key, revMain, revSub, version, value, lease);
+      return;
+    }
+    // The key starts a new life at this revision (or was already written at it).
+    this.appendAfterAny.run(revMain, revSub, key, createRev, version, value, lease);
+    this.upsertLatest.run(key, createRev, revMain, revSub, version, value, lease);
+    this.removeDeleted.run(key);
   }
 
-  deleteLatest(key: Uint8Array): void {
+  tombstone(key: Uint8Array, revMain: number, revSub: number): void {
+    this.appendTombstone.run(revMain, revSub, key);
     this.removeLatest.run(key);
+    this.upsertDeleted.run(key, revMain, revSub);
   }
 
   compact(rev: number): void {
-    this.compactStmt.run(rev);
+    this.compactHistory.run(rev);
+    this.compactDeleted.run(rev);
   }
 
   readHistory(fromRev: number, limit: number): KeyValue[] {
@@ -218,18 +253,29 @@ export class SqliteKvBackend implements KvBackend {
 }
 
 /**
- * Rows of kv_history alive at revision ?3 within the range (?1 key, ?2 end):
- * a key's newest revision <= ?3, when that is not a tombstone. The NOT EXISTS
- * probe is one seek in the (key, rev_main, rev_sub) index per candidate row.
- * Every shape takes the same four parameters; SQLite allows the unused ?2.
+ * The revisions walked from the heads of the keys in the range (?1 key, ?2
+ * end) back to the newest one <= ?3 (the walk stops there, or where
+ * compaction removed the chain). All shapes take the same parameters; SQLite
+ * allows an unused ?2.
  */
-function atWhere(shape: Shape): string {
+function walkAt(shape: Shape): string {
   return (
-    `${keyWhere(shape, "h.key")} AND h.rev_main <= ?3 AND h.tombstone = 0 AND NOT EXISTS (` +
-    "SELECT 1 FROM kv_history AS n WHERE n.key = h.key " +
-    "AND (n.rev_main, n.rev_sub) > (h.rev_main, h.rev_sub) AND n.rev_main <= ?3)"
+    "WITH RECURSIVE heads(m, s) AS (" +
+    `SELECT mod_rev, mod_sub FROM kv_latest WHERE ${keyWhere(shape, "key")} ` +
+    `UNION ALL SELECT rev_main, rev_sub FROM kv_deleted WHERE ${keyWhere(shape, "key")}), ` +
+    "walk(m, s) AS (SELECT m, s FROM heads UNION ALL " +
+    "SELECT h.prev_main, h.prev_sub FROM walk CROSS JOIN kv_history AS h ON h.rev_main = walk.m AND h.rev_sub = walk.s " +
+    "WHERE h.rev_main > ?3)"
   );
 }
+
+/**
+ * Of the walked revisions, each key's one <= ?3, if it is not a tombstone.
+ * CROSS JOIN keeps the walk as the outer loop: SQLite would otherwise scan
+ * kv_history (all rows <= ?3) and probe the walk.
+ */
+const aliveAt =
+  "FROM walk CROSS JOIN kv_history AS h ON h.rev_main = walk.m AND h.rev_sub = walk.s WHERE h.rev_main <= ?3 AND h.tombstone = 0";
 
 /** The name the server code imports. */
 export { SqliteKvBackend as SqliteBackend };

@@ -74,6 +74,7 @@ interface TxnPlan {
 }
 
 const NO_LEASE = 0n;
+const MAX_LIMIT = 1n << 40n;
 const ZERO_KV: KeyValue = create(KeyValueSchema);
 
 export class MvccStore {
@@ -92,6 +93,9 @@ export class MvccStore {
   private changes = 0;
   /** Events of the request, collected only when someone listens. */
   private events: Event[] | null = null;
+  /** The last (main, sub) revision written, to check that writes only move forward. */
+  private lastMain = 0;
+  private lastSub = 0;
 
   constructor(backend: KvBackend, options: MvccStoreOptions = {}) {
     this.backend = backend;
@@ -114,7 +118,9 @@ export class MvccStore {
   }
 
   range(req: RangeRequest): RangeResponse {
-    this.startRequest();
+    // A read: the request context without an events buffer.
+    this.begin = this.currentRev;
+    this.changes = 0;
     return this.rangeOp(req);
   }
 
@@ -170,10 +176,18 @@ export class MvccStore {
     return this.changes > 0 ? this.begin + 1 : this.begin;
   }
 
-  /** The (main, sub) revision of the request's next write. */
+  /** The sub revision of the request's next write (its main revision is begin + 1). */
   private nextWrite(): number {
+    const main = this.begin + 1;
+    const sub = this.changes++;
     assert(this.currentRev === this.begin, "store revision moved during a request");
-    return this.changes++;
+    assert(
+      main > this.lastMain || (main === this.lastMain && sub > this.lastSub),
+      `write revision (${main},${sub}) not after (${this.lastMain},${this.lastSub})`,
+    );
+    this.lastMain = main;
+    this.lastSub = sub;
+    return sub;
   }
 
   private finishRequest(): void {
@@ -200,7 +214,8 @@ export class MvccStore {
     if (rev < this.compactRevision) throw Errors.compacted();
 
     const end = toRangeEnd(req.rangeEnd);
-    const limit = Number(req.limit);
+    // A limit beyond any possible key count means no limit; capping it keeps it an exact integer.
+    const limit = req.limit > MAX_LIMIT ? Number(MAX_LIMIT) : Number(req.limit);
     const filtered =
       req.minModRevision !== 0n ||
       req.maxModRevision !== 0n ||
@@ -264,8 +279,7 @@ export class MvccStore {
     const createRev = prev === null ? main : Number(prev.createRevision);
     assert(prev === null || Number(prev.modRevision) <= main, "a key's revisions only grow");
     const version = prev === null ? 1 : Number(prev.version) + 1;
-    this.backend.appendHistory(main, sub, req.key, createRev, version, value, lease, false);
-    this.backend.putLatest(req.key, value, createRev, main, sub, version, lease);
+    this.backend.put(req.key, value, createRev, main, sub, version, lease);
     if (this.events !== null) {
       const kv = create(KeyValueSchema, {
         key: req.key,
@@ -292,8 +306,7 @@ export class MvccStore {
       const modRevision = BigInt(main);
       for (const kv of kvs) {
         const sub = this.nextWrite();
-        this.backend.appendHistory(main, sub, kv.key, 0, 0, EMPTY_BYTES, NO_LEASE, true);
-        this.backend.deleteLatest(kv.key);
+        this.backend.tombstone(kv.key, main, sub);
         if (this.events !== null) {
           // A delete event's kv carries only the key and the revision of the delete.
           const tomb = create(KeyValueSchema, { key: kv.key, modRevision });

@@ -28,7 +28,7 @@ import { EntryType, LogStore } from "../storage/log-store.js";
 import { MetaStore } from "../storage/meta-store.js";
 import { MvccStore } from "../mvcc/store.js";
 import { SqliteBackend } from "../mvcc/sqlite-backend.js";
-import { SERVER_VERSION } from "../version.js";
+import { CLUSTER_VERSION, SERVER_VERSION } from "../version.js";
 import { applyRequest } from "./apply.js";
 import { clusterId, memberId, parseInitialCluster } from "./ids.js";
 
@@ -99,6 +99,7 @@ export class Member {
     this.appliedIndex = this.meta.getNumber("applied_index") ?? 0;
     this.applyBatch = db.transaction((batch: Proposal[]) => this.appendAndApply(batch));
     this.replay();
+    this.appendStartEntries(bounds.last === 0);
     this.sizeAfterLastFlush = this.dbSize();
   }
 
@@ -147,6 +148,27 @@ export class Member {
       this.meta.setNumber("applied_index", this.appliedIndex);
     })();
     log.info("replayed write log", { entries: entries.length, "applied-index": this.appliedIndex });
+  }
+
+  /**
+   * The entries etcd's log gets when a member starts, so raft indexes match
+   * etcd's (etcdctl endpoint status shows them): on first boot the member's
+   * own conf change at term 1; on every start the new leader's empty entry
+   * and the published member attributes; on first boot the cluster version.
+   */
+  private appendStartEntries(fresh: boolean): void {
+    const entries: [number, EntryType, Uint8Array][] = [];
+    const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+    if (fresh) entries.push([1, EntryType.ConfChange, json({ type: "add", id: this.memberId.toString(16) })]);
+    entries.push([this.term, EntryType.Normal, new Uint8Array()]);
+    entries.push([this.term, EntryType.Member, json({ publish: { id: this.memberId.toString(16), name: this.config.name } })]);
+    if (fresh) entries.push([this.term, EntryType.Member, json({ clusterVersion: CLUSTER_VERSION })]);
+    this.db.transaction(() => {
+      for (const [term, type, data] of entries) this.log.append(++this.lastIndex, term, type, data);
+      if (this.firstIndex === 0) this.firstIndex = 1;
+      this.appliedIndex = this.lastIndex;
+      this.meta.setNumber("applied_index", this.appliedIndex);
+    })();
   }
 
   /** Proposes a write; resolves with its response once it is durable and applied. */

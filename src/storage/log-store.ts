@@ -5,7 +5,12 @@
 import type { Database, Statement } from "bun:sqlite";
 
 export const enum EntryType {
+  /** A client request (tsetcdpb.InternalRequest); empty data = a new leader's empty entry. */
   Normal = 0,
+  /** A membership change (the Raft issue gives it a payload; today: the bootstrap member). */
+  ConfChange = 1,
+  /** Member bookkeeping (published attributes, cluster version): JSON, no effect on the key space. */
+  Member = 2,
 }
 
 export interface LogEntry {

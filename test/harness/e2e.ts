@@ -4,6 +4,7 @@
 // The suite spawns BIN_DIR/etcd and BIN_DIR/etcdctl itself, so we hand it a fresh directory
 // with two symlinks: `etcd` to the server under test and `etcdctl` to the real client.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { E2E_BIN, ETCD_SRC_DIR, ETCDCTL_BIN } from "./tools.ts";
@@ -55,7 +56,44 @@ function killStragglers(binDir: string): void {
   }
 }
 
+/** The suite's fixed ports (20000 up; a 3-member TLS cluster with proxies stays below 20030). */
+const SUITE_PORTS = Array.from({ length: 30 }, (_, i) => 20000 + i);
+
+function portTaken(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    const timer = setTimeout(() => {
+      srv.close();
+      resolve(true);
+    }, 2000);
+    srv.once("error", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+    srv.listen({ host: "127.0.0.1", port, exclusive: true }, () => srv.close(() => {
+      clearTimeout(timer);
+      resolve(false);
+    }));
+  });
+}
+
+/**
+ * Refuse to start while something holds the suite's ports: most likely another e2e run, and two
+ * runs at once fail each other's tests with "address already in use" that look like our bugs.
+ */
+export async function assertSuitePortsFree(): Promise<void> {
+  const taken: number[] = [];
+  for (const port of SUITE_PORTS) if (await portTaken(port)) taken.push(port);
+  if (taken.length > 0) {
+    throw new Error(
+      `127.0.0.1 ports ${taken.join(", ")} are in use (see: ss -ltnp | grep ':200'); etcd's e2e suite binds ` +
+        "fixed ports from 20000, so only one run can go at a time on a machine",
+    );
+  }
+}
+
 export async function runE2E(opts: E2EOptions): Promise<E2EResult> {
+  await assertSuitePortsFree();
   const binDir = mkdtempSync(join(tmpdir(), "tsetcd-e2e-bin-"));
   symlinkSync(opts.etcd, join(binDir, "etcd"));
   symlinkSync(ETCDCTL_BIN, join(binDir, "etcdctl"));
@@ -71,8 +109,16 @@ export async function runE2E(opts: E2EOptions): Promise<E2EResult> {
       // already gone
     }
     killStragglers(binDir);
+    rmSync(binDir, { recursive: true, force: true });
   };
-  process.on("exit", cleanup); // an aborted test run must not leave the suite's servers behind
+  // The suite runs in its own session (so its whole group can be killed), which also means a
+  // Ctrl-C no longer reaches it: forward the end of this process to it.
+  const onSignal = (signal: NodeJS.Signals) => {
+    cleanup();
+    process.exit(128 + (signal === "SIGINT" ? 2 : signal === "SIGHUP" ? 1 : 15));
+  };
+  process.on("exit", cleanup);
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(sig, onSignal);
 
   const result: E2EResult = { code: null, timedOut: false, passed: [], failed: [], skipped: [], tail: "" };
   const onLine = (line: string) => {
@@ -92,7 +138,7 @@ export async function runE2E(opts: E2EOptions): Promise<E2EResult> {
   clearTimeout(timer);
   cleanup();
   process.off("exit", cleanup);
-  rmSync(binDir, { recursive: true, force: true });
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.off(sig, onSignal);
   result.code = proc.exitCode;
   result.tail = result.tail.slice(-MAX_TAIL_CHARS);
   return result;

@@ -193,8 +193,9 @@ async function startOnce(opts: StartOptions): Promise<Member> {
   const name = opts.name ?? `m-${clientPort}`;
   const extra = opts.args ?? [];
   const ownedDir = opts.dataDir ? null : mkdtempSync(join(tmpdir(), "tsetcd-test-"));
-  // A path that does not exist yet: the server creates it, as on a first start in production.
-  const dataDir = flagValue(extra, "data-dir") ?? opts.dataDir ?? join(ownedDir!, `${name}.etcd`);
+  // The fresh (empty, mode 0700) temp dir itself, so a caller that keeps and later deletes
+  // member.dataDir leaves nothing behind.
+  const dataDir = flagValue(extra, "data-dir") ?? opts.dataDir ?? ownedDir!;
   const advertised = flagValue(extra, "advertise-client-urls") ?? flagValue(extra, "listen-client-urls");
 
   installCleanup();
@@ -209,8 +210,10 @@ async function startOnce(opts: StartOptions): Promise<Member> {
   if (ownedDir && !tracked.keepDataDir) dirsToRemove.add(ownedDir);
 
   const sink = new LogSink();
-  void pump(proc.stdout as ReadableStream<Uint8Array>, sink);
-  void pump(proc.stderr as ReadableStream<Uint8Array>, sink);
+  const pumps = Promise.all([
+    pump(proc.stdout as ReadableStream<Uint8Array>, sink),
+    pump(proc.stderr as ReadableStream<Uint8Array>, sink),
+  ]);
   let gone = false;
   const exited = proc.exited.then(() => {
     gone = true;
@@ -235,6 +238,8 @@ async function startOnce(opts: StartOptions): Promise<Member> {
     const why = gone ? `exited with ${proc.exitCode ?? proc.signalCode}` : `not ready after ${timeoutMs} ms`;
     if (!gone) proc.kill("SIGKILL");
     await exited;
+    // The pipes may still hold the process's last words (often the reason it exited).
+    await Promise.race([pumps, Bun.sleep(1000)]);
     removeOwnedDir(tracked);
     const logs = sink.get();
     throw new StartError(
