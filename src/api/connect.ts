@@ -32,7 +32,7 @@ export function connectHandler(
 }
 
 /** Connect renders ConnectError; ours carry the same gRPC code and etcd's text. */
-function toConnect(impl: ServiceImpl): ServiceImpl {
+export function toConnect(impl: ServiceImpl): ServiceImpl {
   const out: ServiceImpl = {};
   for (const [name, fn] of Object.entries(impl)) {
     out[name] = (input, ctx) => {

@@ -26,7 +26,12 @@ export function openDatabase(path: string): Database {
   // No foreign keys in the schema; keep SQLite from checking for them.
   db.exec("PRAGMA foreign_keys = OFF");
   db.exec("PRAGMA temp_store = MEMORY");
-  migrate(db);
+  try {
+    migrate(db);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
   return db;
 }
 

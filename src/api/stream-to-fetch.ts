@@ -1,0 +1,78 @@
+// Serves one HTTP/2 stream that is not gRPC (Connect, gRPC-Web, /version,
+// /health ... over h2c, as etcd serves them) through a fetch handler: the
+// request body is collected with a bound, the Response is streamed back.
+import type { FetchHandler } from "./fetch-handler.js";
+
+/** The part of an HTTP/2 server stream this needs (node:http2's and ours). */
+export interface ServerStreamLike {
+  respond(headers: Record<string, string | number>, options?: { endStream?: boolean }): void;
+  write(chunk: Uint8Array): boolean;
+  end(): void;
+  on(event: "data", fn: (chunk: Uint8Array) => void): unknown;
+  on(event: "end" | "close" | "drain", fn: () => void): unknown;
+  once(event: "drain" | "close", fn: () => void): unknown;
+  readonly destroyed: boolean;
+}
+
+export function serveStreamWithFetch(
+  stream: ServerStreamLike,
+  headers: Record<string, string | string[] | undefined>,
+  handler: FetchHandler,
+  maxBodyBytes: number,
+): void {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let tooLarge = false;
+  stream.on("data", (c) => {
+    size += c.length;
+    if (size > maxBodyBytes) tooLarge = true;
+    else chunks.push(c);
+  });
+  stream.on("end", () => {
+    if (tooLarge) {
+      stream.respond({ ":status": 413, "content-type": "text/plain" });
+      stream.write(new TextEncoder().encode("request body too large\n"));
+      stream.end();
+      return;
+    }
+    void respond();
+  });
+
+  async function respond(): Promise<void> {
+    const method = String(headers[":method"] ?? "GET");
+    const h = new Headers();
+    for (const [k, v] of Object.entries(headers)) {
+      if (k.startsWith(":") || v === undefined) continue;
+      h.set(k, Array.isArray(v) ? v.join(", ") : v);
+    }
+    const url = `http://${headers[":authority"] ?? "localhost"}${headers[":path"] ?? "/"}`;
+    const body = method === "GET" || method === "HEAD" ? undefined : Buffer.concat(chunks);
+    let res: Response;
+    try {
+      res = await handler(new Request(url, { method, headers: h, body }));
+    } catch {
+      res = new Response("internal error\n", { status: 500 });
+    }
+    if (stream.destroyed) return;
+    const out: Record<string, string | number> = { ":status": res.status };
+    res.headers.forEach((v, k) => {
+      if (k !== "connection" && k !== "transfer-encoding" && k !== "keep-alive") out[k] = v;
+    });
+    if (!res.body) {
+      stream.respond(out, { endStream: true });
+      return;
+    }
+    stream.respond(out);
+    const reader = res.body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done || stream.destroyed) break;
+        if (!stream.write(value)) await new Promise<void>((r) => { stream.once("drain", r); stream.once("close", r); });
+      }
+    } finally {
+      reader.releaseLock();
+      if (!stream.destroyed) stream.end();
+    }
+  }
+}
