@@ -1,13 +1,20 @@
 // One TCP port for everything a client speaks. The first bytes of a
-// connection decide: the HTTP/2 preface goes to the HTTP/2 server (gRPC on our
-// own layer, anything else on h2c to connect-node/Hono), everything else to
-// the HTTP/1.1 server (gRPC-Web, Connect, /v3 and /v2 JSON, /version, ...).
+// connection decide: the HTTP/2 preface goes to our own HTTP/2 server (gRPC
+// streams to our gRPC layer, any other stream to the fetch handler: Connect,
+// gRPC-Web, Hono routes), everything else to node's HTTP/1.1 server
+// (connect-node's adapter, falling back to Hono).
+// TSETCD_HTTP2=node selects Bun's node:http2 instead of ours, for comparison;
+// it refuses an :authority that carries a scheme (etcdctl 3.4 sends one for
+// http:// endpoints in `endpoint status`), which is why ours is the default.
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { GrpcServer } from "./grpc/server.js";
 import type { NodeHandler } from "./connect.js";
+import type { FetchHandler } from "./fetch-handler.js";
+import { serveH2, type H2Stream } from "./h2/server.js";
+import { serveStreamWithFetch } from "./stream-to-fetch.js";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 /** Flow-control windows large enough that Go's client never stalls on small puts. */
@@ -17,10 +24,16 @@ const SNIFF_TIMEOUT_MS = 10_000;
 
 export interface ClientPortOptions {
   grpc: GrpcServer;
+  /** HTTP/1.1 requests (and non-gRPC streams when node:http2 is used). */
   http: NodeHandler;
+  /** Non-gRPC streams on our own HTTP/2 server. */
+  fetch: FetchHandler;
+  /** Largest request body a non-gRPC HTTP/2 stream may send. */
+  maxBodyBytes: number;
   maxConcurrentStreams: number;
-  maxHeaderBytes?: number;
 }
+
+const useNodeHttp2 = process.env.TSETCD_HTTP2 === "node";
 
 export class ClientPort {
   private readonly tcp: net.Server;
@@ -43,6 +56,15 @@ export class ClientPort {
     this.h2.on("stream", (stream, headers, _flags, rawHeaders) => this.onStream(stream as ServerHttp2Stream, headers, rawHeaders));
     this.h1 = http.createServer(opts.http);
     this.tcp = net.createServer((socket) => this.sniff(socket));
+  }
+
+  private onOwnStream(stream: H2Stream, headers: Record<string, string | string[]>): void {
+    const type = headers["content-type"];
+    if (typeof type === "string" && type.startsWith("application/grpc") && !type.startsWith("application/grpc-web")) {
+      this.opts.grpc.handle(stream as unknown as ServerHttp2Stream, headers as IncomingHttpHeaders);
+      return;
+    }
+    serveStreamWithFetch(stream as any, headers, this.opts.fetch, this.opts.maxBodyBytes);
   }
 
   private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: unknown): void {
@@ -73,6 +95,13 @@ export class ClientPort {
       if (isH2 && n < PREFACE.length) return; // a prefix of the preface: wait for more
       clearTimeout(timer);
       socket.off("data", onData);
+      if (isH2 && !useNodeHttp2) {
+        serveH2(socket, seen, {
+          maxConcurrentStreams: this.opts.maxConcurrentStreams,
+          onStream: (stream, headers) => this.onOwnStream(stream, headers),
+        });
+        return;
+      }
       socket.pause();
       socket.unshift(seen);
       if (isH2) this.h2.emit("connection", socket);

@@ -3,6 +3,7 @@
 // in-process.
 import { allServices } from "../api/services.js";
 import { connectHandler } from "../api/connect.js";
+import { fetchHandler } from "../api/fetch-handler.js";
 import { GrpcServer } from "../api/grpc/server.js";
 import { httpRoutes } from "../api/http/routes.js";
 import { ClientPort } from "../api/listener.js";
@@ -36,6 +37,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const grpc = new GrpcServer(services, { maxRecvBytes, maxSendBytes: MAX_SEND_BYTES });
   const routes = httpRoutes({ healthProblem: () => "" });
   const http = connectHandler(services, routes, { readMaxBytes: maxRecvBytes, cors: opts.cors });
+  const fetch = fetchHandler(services, routes, { readMaxBytes: maxRecvBytes, cors: opts.cors });
 
   log.info("enabled capabilities for version", { "cluster-version": API_VERSION });
   const ports: ClientPort[] = [];
@@ -44,7 +46,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     if (url.protocol !== "http:") {
       throw new Error(`listen-client-urls: scheme ${url.protocol} of ${raw} is not supported by tsetcd yet (use http://)`);
     }
-    const port = new ClientPort({ grpc, http, maxConcurrentStreams: opts.maxConcurrentStreams });
+    const port = new ClientPort({ grpc, http, fetch, maxBodyBytes: maxRecvBytes, maxConcurrentStreams: opts.maxConcurrentStreams });
     await port.listen(url.hostname.replace(/^\[|\]$/g, ""), Number(url.port || 2379));
     ports.push(port);
   }

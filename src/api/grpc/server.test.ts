@@ -10,6 +10,7 @@ import { KV, Maintenance, Watch, RangeResponseSchema, PutResponseSchema, Snapsho
 import { KeyValueSchema } from "../../gen/mvccpb/kv_pb.js";
 import { Errors } from "../../errors.js";
 import { connectHandler } from "../connect.js";
+import { fetchHandler } from "../fetch-handler.js";
 import { httpRoutes } from "../http/routes.js";
 import { ClientPort } from "../listener.js";
 import type { CallContext, ServiceRegistration } from "../context.js";
@@ -62,8 +63,10 @@ let url: string;
 
 beforeAll(async () => {
   const grpc = new GrpcServer(services, { maxRecvBytes: 1024 * 1024, maxSendBytes: 4 * 1024 * 1024 });
-  const http = connectHandler(services, httpRoutes({ healthProblem: () => "" }), { readMaxBytes: 1024 * 1024, cors: ["*"] });
-  port = new ClientPort({ grpc, http, maxConcurrentStreams: 1000 });
+  const routes = httpRoutes({ healthProblem: () => "" });
+  const http = connectHandler(services, routes, { readMaxBytes: 1024 * 1024, cors: ["*"] });
+  const fetch = fetchHandler(services, routes, { readMaxBytes: 1024 * 1024, cors: ["*"] });
+  port = new ClientPort({ grpc, http, fetch, maxBodyBytes: 1024 * 1024, maxConcurrentStreams: 1000 });
   const p = 20_000 + Math.floor(Math.random() * 10_000) + 10_200;
   await port.listen("127.0.0.1", p);
   url = `http://127.0.0.1:${p}`;
