@@ -9,6 +9,8 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import tls from "node:tls";
+import type { ServerTlsOptions } from "./tls.js";
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { GrpcServer } from "./grpc/server.js";
 import type { NodeHandler } from "./connect.js";
@@ -36,7 +38,7 @@ export interface ClientPortOptions {
 const useNodeHttp2 = process.env.TSETCD_HTTP2 === "node";
 
 export class ClientPort {
-  private readonly tcp: net.Server;
+  private readonly servers: net.Server[] = [];
   private readonly h2: http2.Http2Server;
   private readonly h1: http.Server;
   private readonly sockets = new Set<net.Socket>();
@@ -55,7 +57,37 @@ export class ClientPort {
     });
     this.h2.on("stream", (stream, headers, _flags, rawHeaders) => this.onStream(stream as ServerHttp2Stream, headers, rawHeaders));
     this.h1 = http.createServer(opts.http);
-    this.tcp = net.createServer((socket) => this.sniff(socket));
+  }
+
+  /** A TLS connection: ALPN decides between HTTP/2 and HTTP/1.1 (no sniffing needed). */
+  private secure(socket: tls.TLSSocket): void {
+    this.track(socket);
+    if (socket.alpnProtocol === "h2") {
+      this.serveHttp2(socket, new Uint8Array());
+    } else {
+      this.h1.emit("connection", socket);
+    }
+  }
+
+  private track(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.on("close", () => this.sockets.delete(socket));
+    socket.setNoDelay(true);
+    socket.on("error", () => socket.destroy());
+  }
+
+  private serveHttp2(socket: net.Socket, initial: Uint8Array): void {
+    if (useNodeHttp2) {
+      socket.pause();
+      if (initial.length > 0) socket.unshift(initial);
+      this.h2.emit("connection", socket);
+      socket.resume();
+      return;
+    }
+    serveH2(socket, initial, {
+      maxConcurrentStreams: this.opts.maxConcurrentStreams,
+      onStream: (stream, headers) => this.onOwnStream(stream, headers),
+    });
   }
 
   private onOwnStream(stream: H2Stream, headers: Record<string, string | string[]>): void {
@@ -82,10 +114,7 @@ export class ClientPort {
   }
 
   private sniff(socket: net.Socket): void {
-    this.sockets.add(socket);
-    socket.on("close", () => this.sockets.delete(socket));
-    socket.setNoDelay(true);
-    socket.on("error", () => socket.destroy());
+    this.track(socket);
     let seen: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => socket.destroy(), SNIFF_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {
@@ -95,35 +124,36 @@ export class ClientPort {
       if (isH2 && n < PREFACE.length) return; // a prefix of the preface: wait for more
       clearTimeout(timer);
       socket.off("data", onData);
-      if (isH2 && !useNodeHttp2) {
-        serveH2(socket, seen, {
-          maxConcurrentStreams: this.opts.maxConcurrentStreams,
-          onStream: (stream, headers) => this.onOwnStream(stream, headers),
-        });
+      if (isH2) {
+        this.serveHttp2(socket, seen);
         return;
       }
       socket.pause();
       socket.unshift(seen);
-      if (isH2) this.h2.emit("connection", socket);
-      else this.h1.emit("connection", socket);
+      this.h1.emit("connection", socket);
       socket.resume();
     };
     socket.on("data", onData);
   }
 
-  listen(host: string, port: number): Promise<void> {
+  /** Listens on host:port, with TLS when `tlsOptions` is given (an https:// client URL). */
+  listen(host: string, port: number, tlsOptions?: ServerTlsOptions): Promise<void> {
+    const server = tlsOptions
+      ? tls.createServer({ ...tlsOptions, ALPNProtocols: ["h2", "http/1.1"] }, (s) => this.secure(s))
+      : net.createServer((s) => this.sniff(s));
+    this.servers.push(server);
     return new Promise((resolve, reject) => {
-      this.tcp.once("error", reject);
-      this.tcp.listen({ host, port, exclusive: true }, () => {
-        this.tcp.off("error", reject);
+      server.once("error", reject);
+      server.listen({ host, port, exclusive: true }, () => {
+        server.off("error", reject);
         resolve();
       });
     });
   }
 
-  /** Stops accepting; closes idle connections; in-flight calls finish first (bounded by the caller). */
-  async close(): Promise<void> {
-    await new Promise<void>((resolve) => this.tcp.close(() => resolve()));
+  /** Stops accepting new connections; open ones are ended by destroyConnections. */
+  close(): void {
+    for (const s of this.servers) s.close();
   }
 
   destroyConnections(): void {

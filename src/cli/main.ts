@@ -42,6 +42,14 @@ async function main(): Promise<number> {
     maxTxnOps: c.maxTxnOps,
     cors: c.cors,
     maxConcurrentStreams: c.maxConcurrentStreams,
+    tls: {
+      certFile: c.certFile,
+      keyFile: c.keyFile,
+      trustedCaFile: c.trustedCaFile,
+      clientCertAuth: c.clientCertAuth,
+      autoTls: c.autoTls,
+      validityYears: c.selfSignedCertValidity,
+    },
   });
 
   return new Promise<number>((resolve) => {

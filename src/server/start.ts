@@ -7,6 +7,7 @@ import { fetchHandler } from "../api/fetch-handler.js";
 import { GrpcServer } from "../api/grpc/server.js";
 import { httpRoutes } from "../api/http/routes.js";
 import { ClientPort } from "../api/listener.js";
+import { clientTlsOptions, type ClientTlsConfig } from "../api/tls.js";
 import { log } from "../log.js";
 import { API_VERSION } from "../version.js";
 import { Member, type MemberConfig } from "./member.js";
@@ -23,6 +24,7 @@ export interface StartOptions extends MemberConfig {
   maxTxnOps: number;
   cors: string[];
   maxConcurrentStreams: number;
+  tls: Omit<ClientTlsConfig, "dataDir" | "hosts">;
 }
 
 export interface RunningServer {
@@ -39,15 +41,23 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const http = connectHandler(services, routes, { readMaxBytes: maxRecvBytes, cors: opts.cors });
   const fetch = fetchHandler(services, routes, { readMaxBytes: maxRecvBytes, cors: opts.cors });
 
+  const urls = opts.listenClientUrls.map((raw) => new URL(raw));
+  const hosts = urls.map((u) => u.hostname.replace(/^\[|\]$/g, ""));
+  const tlsOptions = urls.some((u) => u.protocol === "https:")
+    ? await clientTlsOptions({ ...opts.tls, dataDir: opts.dataDir, hosts })
+    : undefined;
+
   log.info("enabled capabilities for version", { "cluster-version": API_VERSION });
   const ports: ClientPort[] = [];
-  for (const raw of opts.listenClientUrls) {
-    const url = new URL(raw);
-    if (url.protocol !== "http:") {
-      throw new Error(`listen-client-urls: scheme ${url.protocol} of ${raw} is not supported by tsetcd yet (use http://)`);
+  for (const [i, url] of urls.entries()) {
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new Error(`listen-client-urls: scheme ${url.protocol} of ${url.href} is not supported by tsetcd yet (use http:// or https://)`);
+    }
+    if (url.protocol === "https:" && !tlsOptions) {
+      throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${url.href} with HTTPS scheme`);
     }
     const port = new ClientPort({ grpc, http, fetch, maxBodyBytes: maxRecvBytes, maxConcurrentStreams: opts.maxConcurrentStreams });
-    await port.listen(url.hostname.replace(/^\[|\]$/g, ""), Number(url.port || 2379));
+    await port.listen(hosts[i], Number(url.port || 2379), url.protocol === "https:" ? tlsOptions : undefined);
     ports.push(port);
   }
   log.info("published local member to cluster through raft", {
@@ -55,9 +65,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     "local-member-attributes": JSON.stringify({ Name: opts.name, ClientURLs: opts.advertiseClientUrls }),
     "cluster-id": member.clusterId,
   });
-  for (const raw of opts.listenClientUrls) {
+  for (const url of urls) {
     log.info("ready to serve client requests");
-    log.warn("serving client traffic insecurely; this is strongly discouraged!", { address: new URL(raw).host });
+    if (url.protocol === "http:") log.warn("serving client traffic insecurely; this is strongly discouraged!", { address: url.host });
+    else log.info("serving client traffic securely", { address: url.host });
   }
 
   let stopping: Promise<void> | undefined;

@@ -31,6 +31,8 @@ export interface StartOptions {
   keepDataDir?: boolean;
   /** --name; default "m-<client port>". */
   name?: string;
+  /** Scheme of the client URLs (https needs TLS flags in `args`); default http. */
+  clientScheme?: "http" | "https";
   /** Bound on the wait for the ready line; default 20 s. */
   readyTimeoutMs?: number;
 }
@@ -188,7 +190,7 @@ class StartError extends Error {
 async function startOnce(opts: StartOptions): Promise<Member> {
   const binary = opts.binary ?? SUBJECT_BIN;
   const [clientPort, peerPort] = await freePorts(2);
-  const clientUrl = `http://127.0.0.1:${clientPort}`;
+  const clientUrl = `${opts.clientScheme ?? "http"}://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   const name = opts.name ?? `m-${clientPort}`;
   const extra = opts.args ?? [];
