@@ -39,9 +39,12 @@ describe("flags table", () => {
 
   test("the implemented set is the one tsetcd serves", () => {
     const implemented = FLAGS.filter((f) => f.implemented).map((f) => f.name);
-    expect(implemented).toContain("max-concurrent-streams");
-    expect(implemented).not.toContain("cert-file");
-    expect(implemented.length).toBe(28);
+    expect(implemented.toSorted()).toEqual([
+      "advertise-client-urls", "auto-tls", "cert-file", "client-cert-auth", "config-file", "cors", "data-dir",
+      "help", "initial-advertise-peer-urls", "initial-cluster", "initial-cluster-token", "key-file",
+      "listen-client-urls", "log-level", "log-outputs", "logger", "max-concurrent-streams", "max-request-bytes",
+      "max-txn-ops", "name", "quota-backend-bytes", "self-signed-cert-validity", "trusted-ca-file", "version",
+    ]);
   });
 });
 
@@ -188,12 +191,12 @@ describe("command line", () => {
   });
 
   test("unimplemented flags warn once each", () => {
-    const { warnings, config } = load(["--pre-vote=false", "--pre-vote=false", "--cert-file", "c.pem", "--name", "x"]);
+    const { warnings, config } = load(["--pre-vote=false", "--pre-vote=false", "--enable-v2", "--name", "x"]);
     expect(warnings).toEqual([
       "flag --pre-vote is accepted but not implemented by tsetcd yet",
-      "flag --cert-file is accepted but not implemented by tsetcd yet",
+      "flag --enable-v2 is accepted but not implemented by tsetcd yet",
     ]);
-    expect(config.certFile).toBe("c.pem");
+    expect(config.enableV2).toBe(true);
   });
 });
 
@@ -203,7 +206,7 @@ describe("environment", () => {
     expect(config.dataDir).toBe("/d");
     expect(config.initialClusterToken).toBe("tok");
     expect(config.enableV2).toBe(true);
-    expect(warnings).toEqual([]);
+    expect(warnings).toEqual(["flag --enable-v2 is accepted but not implemented by tsetcd yet"]);
   });
 
   test("a flag and its variable both set is an error, as in etcd", () => {
@@ -231,7 +234,12 @@ describe("environment", () => {
 describe("config file", () => {
   test("et_m1.yml loads as the first member of the example cluster", () => {
     const { config, warnings } = load(["--config-file", join(CONFIG_DIR, "et_m1.yml")]);
-    expect(warnings).toEqual([]);
+    // Clustering and v2 come with later issues: until then they are accepted and named.
+    expect(warnings).toEqual([
+      "flag --listen-peer-urls is accepted but not implemented by tsetcd yet",
+      "flag --initial-cluster-state is accepted but not implemented by tsetcd yet",
+      "flag --enable-v2 is accepted but not implemented by tsetcd yet",
+    ]);
     expect(config.name).toBe("et_m1");
     expect(config.dataDir).toBe("/var/lib/tsetcd/et_m1");
     expect(config.listenClientUrls).toEqual(["http://127.0.0.1:2379"]);
@@ -322,7 +330,7 @@ peer-transport-security:
     expect(config.peerClientCertAuth).toBe(true);
     expect(config.peerCertAllowedCn).toEqual(["m1", "m2"]);
     expect(config.peerAutoTls).toBe(true);
-    expect(warnings).toContain("flag --cert-file is accepted but not implemented by tsetcd yet");
+    expect(warnings).not.toContain("flag --cert-file is accepted but not implemented by tsetcd yet");
     expect(warnings).toContain("flag --peer-auto-tls is accepted but not implemented by tsetcd yet");
   });
 
