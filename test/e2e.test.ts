@@ -7,15 +7,33 @@ import { E2E_BIN, ETCDCTL_BIN, SUBJECT_BIN, requireTools } from "./harness/tools
 /** Add a test here by its exact name (`etcd-e2e.test -test.list '.*'` lists them). */
 export const E2E_TESTS = [
   "TestCtlV3Put",
+  "TestCtlV3PutNoTLS",
+  "TestCtlV3PutClientTLS",
+  "TestCtlV3PutClientAutoTLS",
+  "TestCtlV3PutPeerTLS",
+  "TestCtlV3PutClientTLSFlagByEnv",
+  "TestCtlV3PutIgnoreValue",
   "TestCtlV3Get",
+  "TestCtlV3GetNoTLS",
+  "TestCtlV3GetClientTLS",
+  "TestCtlV3GetClientAutoTLS",
+  "TestCtlV3GetPeerTLS",
   "TestCtlV3GetFormat",
   "TestCtlV3GetRev",
   "TestCtlV3GetKeysOnly",
   "TestCtlV3Del",
+  "TestCtlV3DelNoTLS",
+  "TestCtlV3DelClientTLS",
+  "TestCtlV3DelPeerTLS",
   "TestCtlV3TxnInteractiveSuccess",
+  "TestCtlV3TxnInteractiveSuccessNoTLS",
+  "TestCtlV3TxnInteractiveSuccessClientTLS",
+  "TestCtlV3TxnInteractiveSuccessPeerTLS",
   "TestCtlV3TxnInteractiveFail",
   "TestCtlV3Compact",
   "TestCtlV3CompactPhysical",
+  "TestCtlV3EndpointStatus",
+  "TestCtlV3Version",
 ] as const;
 
 const GO_TIMEOUT_SEC = 600;
