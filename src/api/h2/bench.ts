@@ -11,12 +11,18 @@ import net from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { KV, PutResponseSchema, ResponseHeaderSchema } from "../../gen/etcdserverpb/rpc_pb.js";
 import { GrpcServer } from "../grpc/server.js";
-import { listenH2, serveH2 } from "./server.js";
+import { listenH2, serveH2, type H2Stream, type HeaderMap } from "./server.js";
 
 const BENCHMARK = `${process.env.HOME}/.cache/etcd-tools/etcd-benchmark`;
 const TOTAL = Number(process.env.TOTAL ?? 50_000);
 const WINDOW = 8 * 1024 * 1024;
 
+/**
+ * Modes: "node" is node:http2 + GrpcServer. "h2" is ours on node:net sockets
+ * (as the one-port listener hands them over), "h2-bun" ours on Bun.listen;
+ * a "-raw" suffix replaces GrpcServer with a constant reply, to show the
+ * HTTP/2 layer's own share.
+ */
 function serve(mode: string, port: number): void {
   const header = create(ResponseHeaderSchema, { revision: 1n, clusterId: 1n, memberId: 1n, raftTerm: 1n });
   const grpc = new GrpcServer([{ service: KV, impl: { put: () => create(PutResponseSchema, { header }) } }], {
@@ -24,34 +30,7 @@ function serve(mode: string, port: number): void {
     maxSendBytes: 2 ** 31 - 1,
   });
   const ready = () => console.log("ready");
-  if (mode === "h2-raw") {
-    // The HTTP/2 layer alone: a constant reply, no gRPC layer, no protobuf.
-    const reply = Buffer.from([0, 0, 0, 0, 0]);
-    const headers = { ":status": 200, "content-type": "application/grpc" };
-    const server = net.createServer((socket) => {
-      serveH2(socket, new Uint8Array(0), {
-        maxConcurrentStreams: 1000,
-        onStream(stream) {
-          stream.on("data", () => {});
-          stream.on("end", () => {
-            stream.respond(headers, { waitForTrailers: true });
-            stream.write(reply);
-            stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-            stream.end();
-          });
-        },
-      });
-    });
-    server.listen(port, "127.0.0.1", ready);
-  } else if (mode === "h2-bun") {
-    listenH2("127.0.0.1", port, { maxConcurrentStreams: 1000, onStream: (s, h) => grpc.handle(s as any, h as any) });
-    ready();
-  } else if (mode === "h2") {
-    const server = net.createServer((socket) => {
-      serveH2(socket, new Uint8Array(0), { maxConcurrentStreams: 1000, onStream: (s, h) => grpc.handle(s as any, h as any) });
-    });
-    server.listen(port, "127.0.0.1", ready);
-  } else {
+  if (mode === "node") {
     const server = http2.createServer({ settings: { maxConcurrentStreams: 1000, initialWindowSize: WINDOW } });
     server.on("session", (session) => {
       try {
@@ -62,7 +41,30 @@ function serve(mode: string, port: number): void {
     });
     server.on("stream", (stream, headers) => grpc.handle(stream as http2.ServerHttp2Stream, headers));
     server.listen(port, "127.0.0.1", ready);
+    return;
   }
+  const onStream = mode.endsWith("-raw") ? rawReply : (s: H2Stream, h: HeaderMap) => grpc.handle(s as any, h as any);
+  const opts = { maxConcurrentStreams: 1000, onStream };
+  if (mode.startsWith("h2-bun")) {
+    listenH2("127.0.0.1", port, opts);
+    ready();
+  } else {
+    net.createServer((socket) => serveH2(socket, new Uint8Array(0), opts)).listen(port, "127.0.0.1", ready);
+  }
+}
+
+const RAW_REPLY = Buffer.from([0, 0, 0, 0, 0]);
+const RAW_HEADERS = { ":status": 200, "content-type": "application/grpc" };
+
+/** The HTTP/2 layer alone: a constant reply (an empty message), no gRPC layer, no protobuf. */
+function rawReply(stream: H2Stream): void {
+  stream.on("data", () => {});
+  stream.on("end", () => {
+    stream.respond(RAW_HEADERS, { waitForTrailers: true });
+    stream.write(RAW_REPLY);
+    stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    stream.end();
+  });
 }
 
 const CLK_TCK = 100; // getconf CLK_TCK on Linux

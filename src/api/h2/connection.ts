@@ -10,6 +10,7 @@ import {
   Flag,
   FrameType,
   H2Error,
+  MAX_MAX_FRAME_SIZE,
   MAX_WINDOW,
   MIN_MAX_FRAME_SIZE,
   parseSettings,
@@ -44,6 +45,8 @@ export interface H2Options {
   maxFrameSize?: number;
   /** Largest header list we keep (SETTINGS_MAX_HEADER_LIST_SIZE). Default 64 KiB. */
   maxHeaderListSize?: number;
+  /** Output we hold for a socket that is not taking it before we stop reading requests. Default 1 MiB. */
+  maxOutputBuffer?: number;
   /** A stream handler threw: the stream was reset; report it here (default: console.error). */
   onError?(err: unknown): void;
 }
@@ -65,8 +68,6 @@ export interface H2Socket {
   setNoDelay?(noDelay?: boolean): unknown;
 }
 
-/** Output waiting in our buffer beyond which a blocked socket stops us reading requests. */
-const OUTPUT_HIGH_WATER = 1024 * 1024;
 /** Our HPACK table size (SETTINGS_HEADER_TABLE_SIZE, left at its default). */
 const HEADER_TABLE_SIZE = 4096;
 /** A header block may span at most this many CONTINUATION frames. */
@@ -98,6 +99,8 @@ export class H2Connection {
   private readonly connWindow: number;
   private readonly localMaxFrame: number;
   private readonly maxHeaderListSize: number;
+  /** Output waiting in our buffer beyond which a blocked socket stops us reading requests. */
+  private readonly outputHighWater: number;
   private peerInitialWindow = DEFAULT_WINDOW;
   /** What the peer may still send on the connection. */
   private recvWindow: number;
@@ -120,6 +123,9 @@ export class H2Connection {
   private readingPaused = false;
   private goawaySent = false;
   private peerGoaway = false;
+  private resetWindowStart = 0;
+  private resetsInWindow = 0;
+  private readonly maxResetsPerSecond: number;
   private dead = false;
   private resolveClosed!: () => void;
   /** Resolves when the socket has closed. */
@@ -133,7 +139,10 @@ export class H2Connection {
     this.connWindow = opts.connectionWindowSize ?? 16 * 1024 * 1024;
     this.localMaxFrame = opts.maxFrameSize ?? MIN_MAX_FRAME_SIZE;
     this.maxHeaderListSize = opts.maxHeaderListSize ?? 64 * 1024;
+    this.outputHighWater = opts.maxOutputBuffer ?? 1024 * 1024;
+    this.maxResetsPerSecond = Math.max(100, opts.maxConcurrentStreams);
     if (this.localWindow > MAX_WINDOW || this.connWindow > MAX_WINDOW || this.connWindow < DEFAULT_WINDOW) throw new RangeError("h2: window out of range");
+    if (this.localMaxFrame < MIN_MAX_FRAME_SIZE || this.localMaxFrame > MAX_MAX_FRAME_SIZE) throw new RangeError("h2: maxFrameSize out of range");
     this.streamCreditThreshold = Math.max(1, this.localWindow >>> 2);
     this.recvWindow = this.connWindow;
     this.decoder = new HpackDecoder(HEADER_TABLE_SIZE, this.maxHeaderListSize);
@@ -382,6 +391,14 @@ export class H2Connection {
       if (id > this.lastStreamId) throw connectionError(ErrorCode.PROTOCOL_ERROR, "RST_STREAM on an idle stream");
       return;
     }
+    // "Rapid reset" (CVE-2023-44487): opening and cancelling streams in a loop
+    // starts handler work at no cost to the peer. Bound cancels per second.
+    const now = Date.now();
+    if (now - this.resetWindowStart >= 1000) {
+      this.resetWindowStart = now;
+      this.resetsInWindow = 0;
+    }
+    if (++this.resetsInWindow > this.maxResetsPerSecond) throw connectionError(ErrorCode.ENHANCE_YOUR_CALM, "too many stream resets");
     stream.peerReset(readU32(b, s));
   }
 
@@ -470,7 +487,7 @@ export class H2Connection {
   // --- output, called by streams ---------------------------------------------
 
   canWriteData(): boolean {
-    return !this.socketBlocked && this.out.size < OUTPUT_HIGH_WATER;
+    return !this.socketBlocked && this.out.size < this.outputHighWater;
   }
 
   sendHeaders(id: number, block: Uint8Array, endStream: boolean): void {
@@ -561,8 +578,8 @@ export class H2Connection {
   }
 
   private readonly flush = (): void => {
-    this.flushScheduled = false;
     if (this.dead) return;
+    // flushScheduled stays set while we run: what handlers write now joins this write.
     if (this.trailerWaiters.length > 0) {
       const waiters = this.trailerWaiters;
       this.trailerWaiters = [];
@@ -574,9 +591,23 @@ export class H2Connection {
         }
       }
     }
-    this.writeOut();
+    this.pumpAndWrite();
+    this.flushScheduled = false;
+    // A 'drain' listener may have written after our last write.
+    if (this.out.size > 0 && !this.socketBlocked) this.scheduleFlush();
     this.checkBackpressure();
   };
+
+  /** Writes our buffer, refilling it from blocked streams while the socket keeps up. */
+  private pumpAndWrite(): void {
+    for (;;) {
+      this.writeOut();
+      if (this.blocked.size === 0 || this.sendWindow <= 0 || !this.canWriteData()) return;
+      const before = this.out.size;
+      this.pumpBlocked();
+      if (this.out.size === before) return; // only stream windows are closed
+    }
+  }
 
   private writeOut(): void {
     if (this.socketBlocked || this.socket.destroyed) return;
@@ -587,7 +618,7 @@ export class H2Connection {
 
   /** A peer that does not read our output must not make us buffer without limit. */
   private checkBackpressure(): void {
-    if (!this.readingPaused && this.socketBlocked && this.out.size >= OUTPUT_HIGH_WATER) {
+    if (!this.readingPaused && this.socketBlocked && this.out.size >= this.outputHighWater) {
       this.readingPaused = true;
       this.socket.pause();
     }
@@ -596,8 +627,7 @@ export class H2Connection {
   private onDrain(): void {
     if (this.dead) return;
     this.socketBlocked = false;
-    this.pumpBlocked();
-    this.writeOut();
+    this.pumpAndWrite();
     if (this.readingPaused && !this.socketBlocked) {
       this.readingPaused = false;
       this.socket.resume();

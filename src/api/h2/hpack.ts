@@ -195,9 +195,13 @@ export class HpackDecoder {
         this.flags |= TOO_LARGE;
         continue;
       }
+      // `in` first: a miss is the common case, and it is cheaper than a failed get.
+      if (!(name in headers)) {
+        headers[name] = value;
+        continue;
+      }
       const prev = headers[name];
-      if (prev === undefined) headers[name] = value;
-      else if (typeof prev === "string") headers[name] = [prev, value];
+      if (typeof prev === "string") headers[name] = [prev, value];
       else prev.push(value);
     }
     return headers;

@@ -12,8 +12,9 @@ const MIN_SLAB = 16 * 1024;
 const MAX_SLAB = 1024 * 1024;
 
 export class Output {
-  private slab: Uint8Array = new Uint8Array(MIN_SLAB);
-  private view = new DataView(this.slab.buffer);
+  // Buffers, not bare Uint8Arrays: node:net converts anything else on every write.
+  private slab: Buffer = Buffer.allocUnsafeSlow(MIN_SLAB);
+  private view = new DataView(this.slab.buffer, this.slab.byteOffset, this.slab.length);
   /** Start of the unflushed region of the current slab. */
   private start = 0;
   /** Next byte to write in the current slab. */
@@ -37,8 +38,8 @@ export class Output {
       this.partsBytes += this.pos - this.start;
     }
     const want = Math.min(MAX_SLAB, Math.max(MIN_SLAB, 2 * this.recent));
-    this.slab = new Uint8Array(Math.max(want, n));
-    this.view = new DataView(this.slab.buffer);
+    this.slab = Buffer.allocUnsafeSlow(Math.max(want, n));
+    this.view = new DataView(this.slab.buffer, this.slab.byteOffset, this.slab.length);
     this.start = 0;
     this.pos = 0;
   }
@@ -99,7 +100,7 @@ export class Output {
       return out;
     }
     const total = this.partsBytes + tail;
-    const out = new Uint8Array(total);
+    const out = Buffer.allocUnsafeSlow(total);
     let off = 0;
     for (const p of this.parts) {
       out.set(p, off);
