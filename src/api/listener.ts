@@ -15,7 +15,7 @@ import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { GrpcServer } from "./grpc/server.js";
 import type { NodeHandler } from "./connect.js";
 import type { FetchHandler } from "./fetch-handler.js";
-import { serveH2, type H2Stream } from "./h2/server.js";
+import { serveH2, type H2Connection, type H2Stream } from "./h2/server.js";
 import { serveStreamWithFetch } from "./stream-to-fetch.js";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -39,15 +39,22 @@ const useNodeHttp2 = process.env.TSETCD_HTTP2 === "node";
 
 export class ClientPort {
   private readonly servers: net.Server[] = [];
-  private readonly h2: http2.Http2Server;
   private readonly h1: http.Server;
+  /** Only built when TSETCD_HTTP2=node asks for it. */
+  private nodeH2: http2.Http2Server | undefined;
   private readonly sockets = new Set<net.Socket>();
+  private readonly h2Connections = new Set<H2Connection>();
 
   constructor(private readonly opts: ClientPortOptions) {
-    this.h2 = http2.createServer({
-      settings: { maxConcurrentStreams: opts.maxConcurrentStreams, initialWindowSize: WINDOW },
+    this.h1 = http.createServer(opts.http);
+  }
+
+  private nodeHttp2(): http2.Http2Server {
+    if (this.nodeH2) return this.nodeH2;
+    const server = http2.createServer({
+      settings: { maxConcurrentStreams: this.opts.maxConcurrentStreams, initialWindowSize: WINDOW },
     });
-    this.h2.on("session", (session) => {
+    server.on("session", (session) => {
       session.on("connect", () => session.setLocalWindowSize?.(WINDOW));
       try {
         session.setLocalWindowSize?.(WINDOW);
@@ -55,8 +62,9 @@ export class ClientPort {
         // Not yet connected: the 'connect' handler above sets it.
       }
     });
-    this.h2.on("stream", (stream, headers, _flags, rawHeaders) => this.onStream(stream as ServerHttp2Stream, headers, rawHeaders));
-    this.h1 = http.createServer(opts.http);
+    server.on("stream", (stream, headers, _flags, rawHeaders) => this.onStream(stream as ServerHttp2Stream, headers, rawHeaders));
+    this.nodeH2 = server;
+    return server;
   }
 
   /** A TLS connection: ALPN decides between HTTP/2 and HTTP/1.1 (no sniffing needed). */
@@ -80,14 +88,16 @@ export class ClientPort {
     if (useNodeHttp2) {
       socket.pause();
       if (initial.length > 0) socket.unshift(initial);
-      this.h2.emit("connection", socket);
+      this.nodeHttp2().emit("connection", socket);
       socket.resume();
       return;
     }
-    serveH2(socket, initial, {
+    const conn = serveH2(socket, initial, {
       maxConcurrentStreams: this.opts.maxConcurrentStreams,
       onStream: (stream, headers) => this.onOwnStream(stream, headers),
     });
+    this.h2Connections.add(conn);
+    void conn.closed.then(() => this.h2Connections.delete(conn));
   }
 
   private onOwnStream(stream: H2Stream, headers: Record<string, string | string[]>): void {
@@ -151,9 +161,10 @@ export class ClientPort {
     });
   }
 
-  /** Stops accepting new connections; open ones are ended by destroyConnections. */
+  /** Stops accepting new connections and tells HTTP/2 clients (GOAWAY) to send no new calls. */
   close(): void {
     for (const s of this.servers) s.close();
+    for (const c of this.h2Connections) void c.close();
   }
 
   destroyConnections(): void {
