@@ -33,6 +33,7 @@ export const E2E_TESTS = [
   "TestCtlV3Compact",
   "TestCtlV3CompactPhysical",
   "TestCtlV3EndpointStatus",
+  "TestCtlV3Defrag",
   "TestCtlV3Version",
 ] as const;
 

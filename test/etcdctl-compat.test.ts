@@ -141,6 +141,7 @@ const CASES: Case[] = [
   { args: ["endpoint", "status", "-w", "table"] },
   { args: ["endpoint", "status", "-w", "json"] },
   { args: ["endpoint", "status", "-w", "fields"] },
+  { args: ["defrag"] },
   { args: ["endpoint", "health"] },
   { args: ["endpoint", "health", "-w", "json"] },
   { args: ["endpoint", "health", "-w", "table"] },

@@ -12,8 +12,10 @@ import { join } from "node:path";
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
 import { InternalRequestSchema, type InternalRequest } from "../gen/tsetcdpb/internal_pb.js";
 import {
+  HashKVResponseSchema,
   ResponseHeaderSchema,
   StatusResponseSchema,
+  type HashKVResponse,
   type RangeRequest,
   type RangeResponse,
   type ResponseHeader,
@@ -291,6 +293,31 @@ export class Member {
       raftAppliedIndex: BigInt(this.appliedIndex),
       isLearner: false,
     });
+  }
+
+  /** Maintenance.HashKV: the store's hash up to `revision` (0 = current). */
+  hashKV(revision: number): HashKVResponse {
+    const h = this.store.hashKV(revision);
+    return create(HashKVResponseSchema, {
+      header: this.header(h.revision),
+      hash: h.hash,
+      compactRevision: BigInt(h.compactRevision),
+    });
+  }
+
+  /**
+   * Maintenance.Defragment: rewrites the database file without free pages
+   * (SQLite's VACUUM), then truncates the WAL. Blocks the member meanwhile,
+   * as etcd's defragmentation blocks its backend.
+   */
+  defragment(): void {
+    if (this.stopped) throw Errors.stopped();
+    this.flush();
+    const before = this.dbSize();
+    this.db.run("VACUUM");
+    this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+    this.sizeAfterLastFlush = this.dbSize();
+    log.info("finished defragmenting the database", { "size-before": before, "size-after": this.sizeAfterLastFlush });
   }
 
   /** Stops taking writes, commits what is queued, and closes the database. */
