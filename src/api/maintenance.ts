@@ -1,6 +1,14 @@
 // The Maintenance service: what a single member can answer today.
 import { create } from "@bufbuild/protobuf";
-import { DefragmentResponseSchema, HashResponseSchema, type HashKVRequest } from "../gen/etcdserverpb/rpc_pb.js";
+import {
+  AlarmRequest_AlarmAction,
+  AlarmResponseSchema,
+  AlarmType,
+  DefragmentResponseSchema,
+  HashResponseSchema,
+  type AlarmRequest,
+  type HashKVRequest,
+} from "../gen/etcdserverpb/rpc_pb.js";
 import type { Member } from "../server/member.js";
 import type { ServiceImpl } from "./context.js";
 
@@ -15,6 +23,14 @@ export function maintenanceService(member: Member): ServiceImpl {
     hash() {
       const h = member.hashKV(0);
       return create(HashResponseSchema, { header: h.header, hash: h.hash });
+    },
+    async alarm(req: AlarmRequest) {
+      if (req.action === AlarmRequest_AlarmAction.GET) {
+        const alarms = member.alarms.list().filter((a) => req.alarm === AlarmType.NONE || a.alarm === req.alarm);
+        return create(AlarmResponseSchema, { header: member.header(), alarms });
+      }
+      const resp = await member.propose({ case: "alarm", value: req });
+      return resp;
     },
     defragment() {
       member.defragment();

@@ -1,27 +1,44 @@
 // Applies one logged request to the state machine. Deterministic: the same
 // request on the same state gives the same result on every member and on
 // every replay, which is what makes the log the source of truth.
+import { create } from "@bufbuild/protobuf";
+import { AlarmType, CompactionResponseSchema, ResponseHeaderSchema, type RequestOp, type TxnRequest } from "../gen/etcdserverpb/rpc_pb.js";
 import type { InternalRequest } from "../gen/tsetcdpb/internal_pb.js";
 import type { MvccStore } from "../mvcc/store.js";
-import { create } from "@bufbuild/protobuf";
-import { CompactionResponseSchema, ResponseHeaderSchema } from "../gen/etcdserverpb/rpc_pb.js";
+import { Errors } from "../errors.js";
+import type { Alarms } from "./alarms.js";
 
-export type ApplyResult = unknown;
+export interface StateMachine {
+  store: MvccStore;
+  alarms: Alarms;
+}
 
-export function applyRequest(store: MvccStore, req: InternalRequest["request"]): ApplyResult {
+export function applyRequest(sm: StateMachine, req: InternalRequest["request"]): unknown {
+  const { store, alarms } = sm;
   switch (req.case) {
     case "put":
+      if (alarms.has(AlarmType.NOSPACE)) throw Errors.noSpace();
       return store.put(req.value);
     case "deleteRange":
       return store.deleteRange(req.value);
     case "txn":
+      if (alarms.has(AlarmType.NOSPACE) && txnPuts(req.value)) throw Errors.noSpace();
       return store.txn(req.value);
     case "compaction":
       store.compact(Number(req.value.revision));
       return create(CompactionResponseSchema, {
         header: create(ResponseHeaderSchema, { revision: BigInt(store.rev) }),
       });
+    case "alarm":
+      return alarms.apply(req.value);
     default:
       throw new Error(`apply: log entry carries no request (${String(req.case)})`);
   }
+}
+
+/** Whether a txn may add data (a put in any branch, nested included): refused while NOSPACE is active. */
+function txnPuts(t: TxnRequest): boolean {
+  const puts = (op: RequestOp): boolean =>
+    op.request.case === "requestPut" || (op.request.case === "requestTxn" && txnPuts(op.request.value));
+  return t.success.some(puts) || t.failure.some(puts);
 }

@@ -12,6 +12,9 @@ import { join } from "node:path";
 import { create, toBinary, fromBinary } from "@bufbuild/protobuf";
 import { InternalRequestSchema, type InternalRequest } from "../gen/tsetcdpb/internal_pb.js";
 import {
+  AlarmRequestSchema,
+  AlarmRequest_AlarmAction,
+  AlarmType,
   HashKVResponseSchema,
   ResponseHeaderSchema,
   StatusResponseSchema,
@@ -31,7 +34,8 @@ import { MetaStore } from "../storage/meta-store.js";
 import { MvccStore } from "../mvcc/store.js";
 import { SqliteBackend } from "../mvcc/sqlite-backend.js";
 import { CLUSTER_VERSION, SERVER_VERSION } from "../version.js";
-import { applyRequest } from "./apply.js";
+import { Alarms } from "./alarms.js";
+import { applyRequest, type StateMachine } from "./apply.js";
 import { clusterId, memberId, parseInitialCluster } from "./ids.js";
 
 export interface MemberConfig {
@@ -65,6 +69,8 @@ export class Member {
   readonly clusterId: bigint;
   readonly term: number;
   readonly store: MvccStore;
+  readonly alarms: Alarms;
+  private readonly sm: StateMachine;
   private readonly meta: MetaStore;
   private readonly log: LogStore;
   private readonly applyBatch: (batch: Proposal[]) => unknown[];
@@ -86,6 +92,8 @@ export class Member {
     this.meta = new MetaStore(db);
     this.log = new LogStore(db);
     this.store = new MvccStore(new SqliteBackend(db));
+    this.alarms = new Alarms(this.meta);
+    this.sm = { store: this.store, alarms: this.alarms };
     this.quota = config.quotaBackendBytes;
 
     const ids = this.loadOrCreateIdentity();
@@ -141,7 +149,7 @@ export class Member {
       for (const e of entries) {
         if (e.type !== EntryType.Normal || e.data.length === 0) continue;
         try {
-          applyRequest(this.store, fromBinary(InternalRequestSchema, e.data).request);
+          applyRequest(this.sm, fromBinary(InternalRequestSchema, e.data).request);
         } catch (err) {
           if (!(err instanceof EtcdError)) throw err;
         }
@@ -179,7 +187,16 @@ export class Member {
     if (this.pending.length >= MAX_PENDING) return Promise.reject(Errors.tooManyRequests());
     const data = toBinary(InternalRequestSchema, create(InternalRequestSchema, { id: this.nextId++, request }));
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
-    if (request.case !== "deleteRange" && request.case !== "compaction" && this.sizeAfterLastFlush > this.quota) {
+    if ((request.case === "put" || request.case === "txn") && this.sizeAfterLastFlush + data.length > this.quota) {
+      // As etcd: the first write over the quota raises the NOSPACE alarm (through
+      // the log, so it survives restarts) and every such write is refused.
+      if (!this.alarms.has(AlarmType.NOSPACE)) {
+        log.warn("database space exceeded", { "quota-size-bytes": this.quota, "current-size-bytes": this.sizeAfterLastFlush });
+        void this.propose({
+          case: "alarm",
+          value: create(AlarmRequestSchema, { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: this.memberId, alarm: AlarmType.NOSPACE }),
+        }).catch(() => {});
+      }
       return Promise.reject(Errors.noSpace());
     }
     return new Promise((resolve, reject) => {
@@ -221,7 +238,7 @@ export class Member {
     for (const p of batch) this.log.append(++index, this.term, EntryType.Normal, p.data);
     for (let i = 0; i < batch.length; i++) {
       try {
-        results[i] = applyRequest(this.store, batch[i].request);
+        results[i] = applyRequest(this.sm, batch[i].request);
       } catch (err) {
         // A user error is a deterministic result of the entry, not a failure of the batch.
         if (!(err instanceof EtcdError)) throw err;
@@ -292,7 +309,14 @@ export class Member {
       raftTerm: BigInt(this.term),
       raftAppliedIndex: BigInt(this.appliedIndex),
       isLearner: false,
+      errors: this.alarms.list().map((a) => `memberID:${a.memberID} alarm:${AlarmType[a.alarm]} `),
     });
+  }
+
+  /** Why /health is false ("" when healthy): etcd 3.5's reasons. */
+  healthProblem(): string {
+    const alarms = this.alarms.list();
+    return alarms.length === 0 ? "" : `ALARM ${alarms.map((a) => AlarmType[a.alarm]).join(",")}`;
   }
 
   /** Maintenance.HashKV: the store's hash up to `revision` (0 = current). */

@@ -21,6 +21,15 @@ export class MetaStore {
     this.upsert.run(name, value);
   }
 
+  getText(name: string): string | undefined {
+    const row = this.select.get(name) as { value: unknown } | null;
+    return row ? String(row.value) : undefined;
+  }
+
+  setText(name: string, value: string): void {
+    this.upsert.run(name, value);
+  }
+
   /** 64-bit ids are kept as decimal text: SQLite integers are signed. */
   getBigInt(name: string): bigint | undefined {
     const row = this.select.get(name) as { value: unknown } | null;

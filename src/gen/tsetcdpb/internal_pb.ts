@@ -6,7 +6,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { CompactionRequest, DeleteRangeRequest, PutRequest, TxnRequest } from "../etcdserverpb/rpc_pb.js";
+import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, TxnRequest } from "../etcdserverpb/rpc_pb.js";
 import { file_etcdserverpb_rpc } from "../etcdserverpb/rpc_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tsetcdpb/internal.proto.
  */
 export const file_tsetcdpb_internal: GenFile = /*@__PURE__*/
-  fileDesc("Chd0c2V0Y2RwYi9pbnRlcm5hbC5wcm90bxIIdHNldGNkcGIi6wEKD0ludGVybmFsUmVxdWVzdBIKCgJpZBgBIAEoBBInCgNwdXQYAiABKAsyGC5ldGNkc2VydmVycGIuUHV0UmVxdWVzdEgAEjgKDGRlbGV0ZV9yYW5nZRgDIAEoCzIgLmV0Y2RzZXJ2ZXJwYi5EZWxldGVSYW5nZVJlcXVlc3RIABInCgN0eG4YBCABKAsyGC5ldGNkc2VydmVycGIuVHhuUmVxdWVzdEgAEjUKCmNvbXBhY3Rpb24YBSABKAsyHy5ldGNkc2VydmVycGIuQ29tcGFjdGlvblJlcXVlc3RIAEIJCgdyZXF1ZXN0YgZwcm90bzM", [file_etcdserverpb_rpc]);
+  fileDesc("Chd0c2V0Y2RwYi9pbnRlcm5hbC5wcm90bxIIdHNldGNkcGIimAIKD0ludGVybmFsUmVxdWVzdBIKCgJpZBgBIAEoBBInCgNwdXQYAiABKAsyGC5ldGNkc2VydmVycGIuUHV0UmVxdWVzdEgAEjgKDGRlbGV0ZV9yYW5nZRgDIAEoCzIgLmV0Y2RzZXJ2ZXJwYi5EZWxldGVSYW5nZVJlcXVlc3RIABInCgN0eG4YBCABKAsyGC5ldGNkc2VydmVycGIuVHhuUmVxdWVzdEgAEjUKCmNvbXBhY3Rpb24YBSABKAsyHy5ldGNkc2VydmVycGIuQ29tcGFjdGlvblJlcXVlc3RIABIrCgVhbGFybRgGIAEoCzIaLmV0Y2RzZXJ2ZXJwYi5BbGFybVJlcXVlc3RIAEIJCgdyZXF1ZXN0YgZwcm90bzM", [file_etcdserverpb_rpc]);
 
 /**
  * One client write, as proposed to the log and applied by every member.
@@ -58,6 +58,14 @@ export type InternalRequest = Message<"tsetcdpb.InternalRequest"> & {
      */
     value: CompactionRequest;
     case: "compaction";
+  } | {
+    /**
+     * ACTIVATE / DEACTIVATE an alarm (GET never enters the log).
+     *
+     * @generated from field: etcdserverpb.AlarmRequest alarm = 6;
+     */
+    value: AlarmRequest;
+    case: "alarm";
   } | { case: undefined; value?: undefined };
 };
 
