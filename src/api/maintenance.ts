@@ -24,12 +24,14 @@ export function maintenanceService(member: Member): ServiceImpl {
       const h = member.hashKV(0);
       return create(HashResponseSchema, { header: h.header, hash: h.hash });
     },
+    // etcd answers Alarm without a response header (its maintenance server never fills one).
     async alarm(req: AlarmRequest) {
       if (req.action === AlarmRequest_AlarmAction.GET) {
         const alarms = member.alarms.list().filter((a) => req.alarm === AlarmType.NONE || a.alarm === req.alarm);
-        return create(AlarmResponseSchema, { header: member.header(), alarms });
+        return create(AlarmResponseSchema, { alarms });
       }
       const resp = await member.propose({ case: "alarm", value: req });
+      resp.header = undefined;
       return resp;
     },
     defragment() {

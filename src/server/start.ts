@@ -4,6 +4,7 @@
 import { allServices } from "../api/services.js";
 import { connectHandler } from "../api/connect.js";
 import { fetchHandler } from "../api/fetch-handler.js";
+import { addGatewayRoutes } from "../api/gateway.js";
 import { GrpcServer } from "../api/grpc/server.js";
 import { httpRoutes } from "../api/http/routes.js";
 import { ClientPort } from "../api/listener.js";
@@ -38,6 +39,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const maxRecvBytes = opts.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   const grpc = new GrpcServer(services, { maxRecvBytes, maxSendBytes: MAX_SEND_BYTES });
   const routes = httpRoutes({ healthProblem: () => member.healthProblem() });
+  addGatewayRoutes(routes, services, maxRecvBytes);
   const http = connectHandler(services, routes, { readMaxBytes: maxRecvBytes, cors: opts.cors });
   const fetch = fetchHandler(services, routes, { readMaxBytes: maxRecvBytes, cors: opts.cors });
 
