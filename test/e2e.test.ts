@@ -35,6 +35,10 @@ export const E2E_TESTS = [
   "TestCtlV3EndpointStatus",
   "TestCtlV3Defrag",
   "TestCtlV3Version",
+  "TestV3CurlPutGetNoTLS",
+  "TestV3CurlPutGetClientTLS",
+  "TestV3CurlPutGetAutoTLS",
+  "TestV3CurlTxn",
 ] as const;
 
 const GO_TIMEOUT_SEC = 600;

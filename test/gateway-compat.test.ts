@@ -57,7 +57,7 @@ describe.skipIf(!ready)("/v3 gateway: tsetcd vs etcd 3.4.23", () => {
         return { status: res.status, body: mask(await res.text()) };
       };
       const [a, b] = [await post(ours), await post(etcd)];
-      expect({ path, body, ...a }).toEqual({ path, body, ...b });
+      expect({ path, request: body, ...a }).toEqual({ path, request: body, ...b });
     }
   }, 30_000);
 });

@@ -1,0 +1,136 @@
+// The leader's view of one follower: how much of the log it has (match), what
+// to send next (next), and flow control so a slow follower is not flooded.
+import { invariant } from "./types.ts";
+
+export enum ProgressState {
+  /** Unknown match: send one App per heartbeat interval and wait for the answer. */
+  Probe = "Probe",
+  /** Match known: stream entries optimistically, bounded by Inflights. */
+  Replicate = "Replicate",
+  // TODO(snapshots): Snapshot state for followers behind the compacted log.
+}
+
+/** A bounded window of App messages sent but not yet acknowledged. */
+export class Inflights {
+  private lastIndexes: number[] = [];
+  private sizes: number[] = [];
+  private bytes = 0;
+
+  constructor(
+    readonly maxCount: number,
+    readonly maxBytes: number,
+  ) {
+    invariant(maxCount > 0, "inflights maxCount must be positive");
+  }
+
+  add(lastIndex: number, bytes: number): void {
+    invariant(!this.full(), "add to full inflights");
+    const prev = this.lastIndexes[this.lastIndexes.length - 1];
+    invariant(prev === undefined || lastIndex > prev, `inflight ${lastIndex} not increasing after ${prev}`);
+    this.lastIndexes.push(lastIndex);
+    this.sizes.push(bytes);
+    this.bytes += bytes;
+  }
+
+  /** Acknowledge every message whose last index is <= index. */
+  freeLE(index: number): void {
+    let n = 0;
+    while (n < this.lastIndexes.length && this.lastIndexes[n] <= index) {
+      this.bytes -= this.sizes[n];
+      n++;
+    }
+    if (n > 0) {
+      this.lastIndexes = this.lastIndexes.slice(n);
+      this.sizes = this.sizes.slice(n);
+    }
+  }
+
+  freeFirst(): void {
+    if (this.lastIndexes.length > 0) this.freeLE(this.lastIndexes[0]);
+  }
+
+  full(): boolean {
+    return this.lastIndexes.length >= this.maxCount || this.bytes >= this.maxBytes;
+  }
+
+  count(): number {
+    return this.lastIndexes.length;
+  }
+
+  reset(): void {
+    this.lastIndexes = [];
+    this.sizes = [];
+    this.bytes = 0;
+  }
+}
+
+export class Progress {
+  state = ProgressState.Probe;
+  /** In Probe: an App is outstanding, wait for its answer (or a heartbeat response). */
+  probeSent = false;
+  /** Heard from within the current check-quorum window. */
+  recentActive = false;
+  readonly inflights: Inflights;
+
+  constructor(
+    public match: number,
+    public next: number,
+    maxInflight: number,
+    maxInflightBytes: number,
+  ) {
+    this.inflights = new Inflights(maxInflight, maxInflightBytes);
+  }
+
+  becomeProbe(): void {
+    this.state = ProgressState.Probe;
+    this.probeSent = false;
+    this.next = this.match + 1;
+    this.inflights.reset();
+  }
+
+  becomeReplicate(): void {
+    this.state = ProgressState.Replicate;
+    this.probeSent = false;
+    this.next = this.match + 1;
+    this.inflights.reset();
+  }
+
+  /** A successful AppResp for index n. Returns whether match advanced. */
+  maybeUpdate(n: number): boolean {
+    let updated = false;
+    if (this.match < n) {
+      this.match = n;
+      updated = true;
+      this.probeSent = false;
+    }
+    this.next = Math.max(this.next, n + 1);
+    return updated;
+  }
+
+  /** After sending entries up to n in Replicate state: assume they will arrive. */
+  optimisticUpdate(n: number): void {
+    this.next = n + 1;
+  }
+
+  /**
+   * A rejection of an App whose previous index was `rejected`; `hint` is the
+   * highest index that might match. Returns false for a stale rejection.
+   */
+  maybeDecrTo(rejected: number, hint: number): boolean {
+    if (this.state === ProgressState.Replicate) {
+      // Anything at or below match was already acknowledged: this is a stale, reordered reply.
+      if (rejected <= this.match) return false;
+      this.next = this.match + 1;
+      return true;
+    }
+    // In Probe only the answer to the one outstanding probe (prev index next-1) counts.
+    if (this.next - 1 !== rejected) return false;
+    this.next = Math.max(Math.min(rejected, hint + 1), this.match + 1, 1);
+    this.probeSent = false;
+    return true;
+  }
+
+  isPaused(): boolean {
+    return this.state === ProgressState.Probe ? this.probeSent : this.inflights.full();
+  }
+}

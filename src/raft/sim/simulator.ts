@@ -1,0 +1,307 @@
+// A deterministic network simulator: one seed fixes every choice (which node
+// ticks, which message is delivered, dropped, duplicated or reordered, when
+// the network splits, which node crashes), so a failing run replays exactly.
+import { RawNode } from "../node.ts";
+import { MemoryStorage } from "../storage.ts";
+import { type Message, type NodeId, Role } from "../types.ts";
+import { Checker } from "./checker.ts";
+import { seededRandom } from "./rand.ts";
+
+export interface SimOptions {
+  nodes: number;
+  seed: number;
+  /** Random actions before the final heal-and-converge phase. */
+  steps: number;
+  /** Cap on messages in flight; the oldest are lost beyond it (a bounded network). */
+  maxInflight?: number;
+}
+
+interface SimNode {
+  id: NodeId;
+  /** Only what the driver persisted: a restart rebuilds from this alone. */
+  storage: MemoryStorage;
+  node: RawNode | undefined; // undefined while crashed
+  /** Last index applied by this incarnation (the app's state is in memory, so it restarts at 0). */
+  applied: number;
+  /** Commit index made visible (persisted) so far, per incarnation. */
+  commit: number;
+  /** Commit index in memory last seen, per incarnation: must never go back. */
+  memCommit: number;
+}
+
+export interface SimStats {
+  committed: number;
+  leaders: number;
+  crashes: number;
+  delivered: number;
+  reads: number;
+}
+
+export class Simulator {
+  readonly rand: () => number;
+  readonly checker: Checker = new Checker();
+  readonly nodes: SimNode[] = [];
+  private inflight: Message[] = [];
+  /** Blocked directed links "from->to" (asymmetric partitions included). */
+  private blocked = new Set<string>();
+  private proposals = 0;
+  private reads = 0;
+  /** Read context -> highest visible commit index when the read was issued. */
+  private readFloor = new Map<string, number>();
+  readonly stats: SimStats = { committed: 0, leaders: 0, crashes: 0, delivered: 0, reads: 0 };
+  private readonly ids: NodeId[];
+
+  /** Flow-control settings vary by seed: one entry per message exposes more interleavings. */
+  private readonly maxSizePerMsg: number;
+  private readonly maxInflightMsgs: number;
+  private readonly partitionRate: number;
+  private readonly crashRate: number;
+  private readonly preVote: boolean;
+  private readonly checkQuorum: boolean;
+  private readonly electionTick: number;
+
+  constructor(readonly opts: SimOptions) {
+    this.rand = seededRandom(opts.seed);
+    this.maxSizePerMsg = this.rand() < 0.5 ? 1 : 256;
+    this.maxInflightMsgs = 1 + Math.floor(this.rand() * 8);
+    // How hostile the world is also varies by seed, from calm to stormy.
+    this.partitionRate = 0.002 + this.rand() * 0.02;
+    this.crashRate = 0.001 + this.rand() * 0.01;
+    // Both election modes must be safe; plain Raft (no pre-vote) also churns leaders more.
+    this.preVote = this.rand() < 0.5;
+    this.checkQuorum = this.rand() < 0.5;
+    this.electionTick = 3 + Math.floor(this.rand() * 8);
+    this.ids = Array.from({ length: opts.nodes }, (_, i) => BigInt(i + 1));
+    for (const id of this.ids) {
+      const n: SimNode = { id, storage: new MemoryStorage(), node: undefined, applied: 0, commit: 0, memCommit: 0 };
+      this.start(n);
+      this.nodes.push(n);
+    }
+  }
+
+  private pick<T>(xs: T[]): T {
+    return xs[Math.floor(this.rand() * xs.length)];
+  }
+
+  private start(n: SimNode): void {
+    n.node = new RawNode({
+      id: n.id,
+      peers: this.ids,
+      storage: n.storage,
+      electionTick: this.electionTick,
+      heartbeatTick: 1,
+      // Each node draws from its own stream derived from the run's seed.
+      rand: seededRandom(Math.floor(this.rand() * 2 ** 32)),
+      preVote: this.preVote,
+      checkQuorum: this.checkQuorum,
+      maxSizePerMsg: this.maxSizePerMsg,
+      maxInflightMsgs: this.maxInflightMsgs,
+    });
+    n.applied = 0;
+    n.commit = n.node.raft.log.committed;
+    n.memCommit = n.commit;
+  }
+
+  private alive(): SimNode[] {
+    return this.nodes.filter((n) => n.node !== undefined);
+  }
+
+  /** Persist, then send, then apply, then advance: the driver contract. */
+  private handleReady(n: SimNode): void {
+    const node = n.node!;
+    const rd = node.ready();
+    if (!rd) return;
+    const r = node.raft;
+    if (rd.entries.length > 0) {
+      n.storage.append(rd.entries);
+      this.checker.persisted(n.id, r, rd.entries);
+    }
+    if (rd.hardState) {
+      this.checker.hardState(n.id, n.storage.hardState, rd.hardState);
+      n.storage.setHardState(rd.hardState);
+    }
+    // A commit becomes visible only now that the log and hard state behind it are durable
+    // (a leader may count its own unpersisted entries, but nobody sees that before this point).
+    if (r.log.committed !== n.commit) {
+      this.checker.commitAdvanced(n.id, r, n.commit);
+      n.commit = r.log.committed;
+    }
+    for (const m of rd.messages) {
+      if (this.blocked.has(`${m.from}->${m.to}`)) continue;
+      this.inflight.push(m);
+    }
+    const cap = this.opts.maxInflight ?? 400;
+    if (this.inflight.length > cap) this.inflight.splice(0, this.inflight.length - cap);
+    for (const rs of rd.readStates) {
+      const ctx = new TextDecoder().decode(rs.context);
+      const floor = this.readFloor.get(ctx);
+      if (floor === undefined) this.checker.fail(`node ${n.id} got a read state for unknown ${ctx}`);
+      if (rs.index < floor) this.checker.fail(`stale read ${ctx}: index ${rs.index} < visible commit ${floor}`);
+      // (A follower may get an index beyond its own log: the app waits until applied >= index.)
+      this.stats.reads++;
+    }
+    for (const e of rd.committedEntries) {
+      this.checker.apply(n.id, n.applied, e);
+      n.applied = e.index;
+    }
+    node.advance();
+  }
+
+  private deliver(at: number, keep: boolean): void {
+    const m = this.inflight[at];
+    if (!keep) this.inflight.splice(at, 1);
+    if (this.blocked.has(`${m.from}->${m.to}`)) return;
+    const to = this.nodes[Number(m.to) - 1];
+    if (!to?.node) return;
+    this.stats.delivered++;
+    to.node.step(m);
+  }
+
+  private propose(n: SimNode): void {
+    const data = new TextEncoder().encode(`s${this.opts.seed}p${this.proposals++}`);
+    n.node!.propose(data);
+  }
+
+  /**
+   * Start a ReadIndex. Linearizability of reads demands the answer be at least
+   * every commit index already visible when the read started.
+   */
+  private read(n: SimNode): void {
+    const ctx = `r${this.reads++}`;
+    this.readFloor.set(ctx, this.checker.maxCommitted);
+    n.node!.readIndex(new TextEncoder().encode(ctx));
+  }
+
+  private repartition(): void {
+    this.blocked.clear();
+    const r = this.rand();
+    if (r < 0.4) return; // healed
+    if (r < 0.7) {
+      // Symmetric split into two sides.
+      const side = new Map(this.ids.map((id) => [id, this.rand() < 0.5]));
+      for (const a of this.ids) for (const b of this.ids) if (side.get(a) !== side.get(b)) this.blocked.add(`${a}->${b}`);
+    } else {
+      // Asymmetric: some directed links fail.
+      for (const a of this.ids) for (const b of this.ids) if (a !== b && this.rand() < 0.3) this.blocked.add(`${a}->${b}`);
+    }
+  }
+
+  /** After every action: record what each live node shows. */
+  private check(): void {
+    for (const n of this.nodes) this.observe(n);
+  }
+
+  private observe(n: SimNode): void {
+    if (!n.node) return;
+    const r = n.node.raft;
+    this.checker.observe(n.id, r);
+    if (r.log.committed < n.memCommit) this.checker.fail(`node ${n.id} commit went back ${n.memCommit} -> ${r.log.committed}`);
+    n.memCommit = r.log.committed;
+  }
+
+  step(): void {
+    const x = this.rand();
+    const alive = this.alive();
+    if (x < 0.08) {
+      // One unit of time passes for everyone.
+      for (const n of alive) n.node!.tick();
+    } else if (x < 0.1) {
+      // Clock skew: one node's clock runs ahead.
+      if (alive.length) this.pick(alive).node!.tick();
+    } else if (x < 0.55) {
+      if (this.inflight.length) {
+        const at = Math.floor(this.rand() * this.inflight.length); // any message: reordering
+        const y = this.rand();
+        if (y < 0.05) this.inflight.splice(at, 1); // drop
+        else this.deliver(at, y < 0.08); // deliver (sometimes keeping a duplicate)
+      }
+    } else if (x < 0.9) {
+      if (alive.length) this.handleReady(this.pick(alive));
+    } else if (x < 0.9 + this.partitionRate) {
+      this.repartition();
+    } else if (x >= 1 - this.crashRate) {
+      const n = this.pick(this.nodes);
+      if (n.node) {
+        // Crash: everything not handed to storage is gone, including the app's state.
+        n.node = undefined;
+        this.stats.crashes++;
+      } else {
+        this.start(n);
+      }
+    } else if (this.rand() < 0.2) {
+      if (alive.length) this.read(this.pick(alive));
+    } else {
+      if (alive.length) this.propose(this.pick(alive));
+    }
+    this.check();
+  }
+
+  /** Heal, restart everyone, deliver reliably until a final proposal is applied everywhere. */
+  converge(maxRounds = 3000): void {
+    this.blocked.clear();
+    for (const n of this.nodes) if (!n.node) this.start(n);
+    const want = new TextEncoder().encode(`final-${this.opts.seed}`);
+    let proposedAt = -1;
+    for (let round = 0; round < maxRounds; round++) {
+      for (const n of this.nodes) n.node!.tick();
+      for (let k = 0; k < 50; k++) {
+        for (const n of this.nodes) this.handleReady(n);
+        if (this.inflight.length === 0) break;
+        const batch = this.inflight;
+        this.inflight = [];
+        for (let i = 0; i < batch.length; i++) {
+          this.inflight.push(batch[i]);
+          this.deliver(this.inflight.length - 1, false);
+        }
+        this.check();
+      }
+      this.check();
+      const leader = this.nodes.find((n) => n.node!.raft.role === Role.Leader && n.node!.raft.lead === n.id);
+      if (leader && proposedAt < 0) {
+        leader.node!.propose(want);
+        proposedAt = round;
+      }
+      if (proposedAt >= 0 && this.nodes.every((n) => this.hasApplied(n, want))) {
+        this.finalChecks();
+        return;
+      }
+      // A proposal can be lost with a leader that steps down: propose again later.
+      if (proposedAt >= 0 && round - proposedAt > 100) proposedAt = -1;
+    }
+    throw new Error(`no convergence after heal (seed ${this.opts.seed})`);
+  }
+
+  private hasApplied(n: SimNode, data: Uint8Array): boolean {
+    const r = n.node!.raft;
+    if (r.log.applied !== n.applied) return false;
+    const want = new TextDecoder().decode(data);
+    for (let i = n.applied; i > Math.max(0, n.applied - 20); i--) {
+      if (this.checker.applied.get(i)?.endsWith(`:${want}`)) return true;
+    }
+    return false;
+  }
+
+  /** Every node holds every committed entry: nothing committed was lost. */
+  private finalChecks(): void {
+    for (const n of this.nodes) {
+      const r = n.node!.raft;
+      for (const [i, t] of this.checker.committed) {
+        if (r.log.term(i) !== t) throw new Error(`invariant: node ${n.id} lost committed entry ${i}/${t}`);
+      }
+    }
+    this.stats.committed = this.checker.maxCommitted;
+    this.stats.leaders = this.checker.leaderTerms();
+  }
+
+  run(): SimStats {
+    try {
+      for (let i = 0; i < this.opts.steps; i++) this.step();
+      this.converge();
+    } catch (e) {
+      const err = e as Error;
+      err.message = `seed ${this.opts.seed} (nodes ${this.opts.nodes}; replay with RAFT_SEED=${this.opts.seed}): ${err.message}`;
+      throw err;
+    }
+    return this.stats;
+  }
+}
