@@ -129,3 +129,11 @@ test("the member still serves after all of that", async () => {
   const r = await client.kv.range({ key: enc("keep") });
   expect(new TextDecoder().decode(r.kvs[0].value)).toBe("me");
 });
+
+test("an oversized /v3 gateway body is refused before it is buffered", async () => {
+  const body = JSON.stringify({ key: "Zm9v", value: "A".repeat(3 * 1024 * 1024) });
+  const res = await fetch(`${member.clientUrl}/v3/kv/put`, { method: "POST", body });
+  expect(res.status).toBe(429);
+  expect((await res.json()).code).toBe(8);
+  expect(await snapshot()).toEqual(baseline);
+});

@@ -98,8 +98,7 @@ export function addGatewayRoutes(app: Hono, registrations: ServiceRegistration[]
 async function call(c: Context, { method, impl }: Target, maxBodyBytes: number): Promise<Response> {
   try {
     if (!impl) throw new EtcdError(Code.Unimplemented, `unknown method ${method.name}`);
-    const text = await c.req.text();
-    if (text.length > maxBodyBytes) throw new EtcdError(Code.ResourceExhausted, "request body too large");
+    const text = await readBounded(c.req.raw, maxBodyBytes);
     let input;
     try {
       input = fromJson(method.input, text.trim() === "" ? {} : JSON.parse(text));
@@ -116,4 +115,25 @@ async function call(c: Context, { method, impl }: Target, maxBodyBytes: number):
     const { code, message } = statusOf(err);
     return c.json({ error: message, message, code }, (HTTP_STATUS[code] ?? 500) as any);
   }
+}
+
+/** The body as text, refusing (before buffering it) one larger than `limit` bytes. */
+async function readBounded(req: Request, limit: number): Promise<string> {
+  const tooLarge = () => new EtcdError(Code.ResourceExhausted, `request body larger than ${limit} bytes`);
+  if (Number(req.headers.get("content-length") ?? 0) > limit) throw tooLarge();
+  if (!req.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = req.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > limit) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
 }
