@@ -5,6 +5,12 @@ import { effectiveQuotaBytes } from "../config/derived.js";
 import { log } from "../log.js";
 import { startServer } from "../server/start.js";
 
+// A promise rejection nobody handled is a bug worth a loud log line, but it
+// must not take a member (and its clients) down: Bun would exit on it.
+process.on("unhandledRejection", (err) => {
+  log.error("unhandled promise rejection", { error: String((err as Error)?.stack ?? err) });
+});
+
 async function main(): Promise<number> {
   let loaded;
   try {
