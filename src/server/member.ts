@@ -35,6 +35,7 @@ import { MvccStore } from "../mvcc/store.js";
 import { SqliteBackend } from "../mvcc/sqlite-backend.js";
 import { CLUSTER_VERSION, SERVER_VERSION } from "../version.js";
 import { Alarms } from "./alarms.js";
+import { Metrics } from "./metrics.js";
 import { applyRequest, type StateMachine } from "./apply.js";
 import { clusterId, memberId, parseInitialCluster } from "./ids.js";
 
@@ -70,6 +71,7 @@ export class Member {
   readonly term: number;
   readonly store: MvccStore;
   readonly alarms: Alarms;
+  readonly metrics: Metrics;
   private readonly sm: StateMachine;
   private readonly meta: MetaStore;
   private readonly log: LogStore;
@@ -99,6 +101,12 @@ export class Member {
     const ids = this.loadOrCreateIdentity();
     this.memberId = ids.member;
     this.clusterId = ids.cluster;
+    this.metrics = new Metrics({
+      memberId: this.memberId,
+      dbSize: () => this.dbSize(),
+      dbSizeInUse: () => this.dbSizeInUse(),
+      pendingProposals: () => this.pending.length,
+    });
     // Every start is a new election for a single member, as in etcd.
     this.term = (this.meta.getNumber("term") ?? 1) + 1;
     this.meta.setNumber("term", this.term);
@@ -110,6 +118,7 @@ export class Member {
     this.applyBatch = db.transaction((batch: Proposal[]) => this.appendAndApply(batch));
     this.replay();
     this.appendStartEntries(bounds.last === 0);
+    this.metrics.indexes(this.lastIndex, this.appliedIndex);
     this.sizeAfterLastFlush = this.dbSize();
   }
 
@@ -214,6 +223,7 @@ export class Member {
     if (batch.length === 0) return;
     this.pending = [];
     let results: unknown[];
+    const started = performance.now();
     try {
       results = this.applyBatch(batch) as unknown[];
     } catch (err) {
@@ -222,11 +232,16 @@ export class Member {
       for (const p of batch) p.reject(err);
       return;
     }
+    let failures = 0;
     for (let i = 0; i < batch.length; i++) {
       const r = results[i];
-      if (r instanceof EtcdError) batch[i].reject(r);
-      else batch[i].resolve(this.withHeader(r as { header?: ResponseHeader }));
+      if (r instanceof EtcdError) {
+        failures++;
+        batch[i].reject(r);
+      } else batch[i].resolve(this.withHeader(r as { header?: ResponseHeader }));
     }
+    this.metrics.batchCommitted(failures, (performance.now() - started) / 1000);
+    this.metrics.indexes(this.lastIndex, this.appliedIndex);
     if (this.lastIndex - this.firstIndex > 2 * LOG_RETAIN) this.trimLog();
     this.sizeAfterLastFlush = this.dbSize();
   }
@@ -295,15 +310,19 @@ export class Member {
     return pages.page_count * size.page_size;
   }
 
-  status(): StatusResponse {
+  dbSizeInUse(): number {
     const free = this.db.query("PRAGMA freelist_count").get() as { freelist_count: number };
     const size = this.db.query("PRAGMA page_size").get() as { page_size: number };
+    return this.dbSize() - free.freelist_count * size.page_size;
+  }
+
+  status(): StatusResponse {
     const total = this.dbSize();
     return create(StatusResponseSchema, {
       header: this.header(),
       version: SERVER_VERSION,
       dbSize: BigInt(total),
-      dbSizeInUse: BigInt(total - free.freelist_count * size.page_size),
+      dbSizeInUse: BigInt(this.dbSizeInUse()),
       leader: this.memberId,
       raftIndex: BigInt(this.lastIndex),
       raftTerm: BigInt(this.term),

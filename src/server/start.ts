@@ -38,7 +38,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const services = allServices(member, { maxTxnOps: opts.maxTxnOps });
   const maxRecvBytes = opts.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   const grpc = new GrpcServer(services, { maxRecvBytes, maxSendBytes: MAX_SEND_BYTES });
-  const routes = httpRoutes({ healthProblem: () => member.healthProblem() });
+  const routes = httpRoutes({ healthProblem: () => member.healthProblem(), metrics: () => member.metrics.text() });
   addGatewayRoutes(routes, services, maxRecvBytes);
   const http = connectHandler(services, routes, { readMaxBytes: maxRecvBytes, cors: opts.cors });
   const fetch = fetchHandler(services, routes, { readMaxBytes: maxRecvBytes, cors: opts.cors });
