@@ -1,4 +1,5 @@
-// mulberry32: a tiny seeded PRNG so randomized tests replay from their seed.
+// One seeded PRNG (mulberry32) for every randomized test and simulation, so a
+// failing run replays exactly from its printed seed on any machine.
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
