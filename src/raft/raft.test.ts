@@ -4,7 +4,7 @@ import { RawNode } from "./node.ts";
 import { MemoryStorage } from "./storage.ts";
 import { type Entry, EntryType, MessageType, Role, msg } from "./types.ts";
 import { Harness, enc } from "./sim/harness.ts";
-import { seededRandom } from "./sim/rand.ts";
+import { mulberry32 as seededRandom } from "../testing/prng.ts";
 
 const ids = [1n, 2n, 3n];
 

@@ -4,7 +4,7 @@
 import { RawNode } from "../node.ts";
 import { MemoryStorage } from "../storage.ts";
 import { type Entry, type Message, type NodeId, type ReadState, Role } from "../types.ts";
-import { seededRandom } from "./rand.ts";
+import { mulberry32 as seededRandom } from "../../testing/prng.ts";
 
 export interface HarnessNode {
   id: NodeId;

@@ -5,7 +5,12 @@ import { RawNode } from "../node.ts";
 import { MemoryStorage } from "../storage.ts";
 import { type Message, type NodeId, Role } from "../types.ts";
 import { Checker } from "./checker.ts";
-import { seededRandom } from "./rand.ts";
+import { Clients } from "./clients.ts";
+import { KvStore } from "./kv.ts";
+import { mulberry32 as seededRandom } from "../../testing/prng.ts";
+
+/** Converge rounds during which clients keep issuing requests to the healed cluster. */
+const CALM_CLIENT_ROUNDS = 40;
 
 export interface SimOptions {
   nodes: number;
@@ -27,6 +32,8 @@ interface SimNode {
   commit: number;
   /** Commit index in memory last seen, per incarnation: must never go back. */
   memCommit: number;
+  /** The app's key-value state, in memory: a restart rebuilds it by re-applying the log. */
+  kv: KvStore;
 }
 
 export interface SimStats {
@@ -35,6 +42,8 @@ export interface SimStats {
   crashes: number;
   delivered: number;
   reads: number;
+  /** Client operations: issued, answered, abandoned (timeout or crash), refused (no leader). */
+  clients: Clients["stats"];
 }
 
 export class Simulator {
@@ -48,7 +57,10 @@ export class Simulator {
   private reads = 0;
   /** Read context -> highest visible commit index when the read was issued. */
   private readFloor = new Map<string, number>();
-  readonly stats: SimStats = { committed: 0, leaders: 0, crashes: 0, delivered: 0, reads: 0 };
+  readonly stats: SimStats;
+  /** Logical time for client histories: one unit per action (and per converge round). */
+  private now = 0;
+  readonly clients: Clients;
   private readonly ids: NodeId[];
 
   /** Flow-control settings vary by seed: one entry per message exposes more interleavings. */
@@ -72,8 +84,17 @@ export class Simulator {
     this.checkQuorum = this.rand() < 0.5;
     this.electionTick = 3 + Math.floor(this.rand() * 8);
     this.ids = Array.from({ length: opts.nodes }, (_, i) => BigInt(i + 1));
+    // Clients draw from their own stream, so adding them left the fault schedule's draws alone.
+    this.clients = new Clients(seededRandom(opts.seed ^ 0x5bd1e995), {
+      propose: (id, data) => this.nodes[Number(id) - 1].node!.propose(data).ok,
+      readIndex: (id, ctx) => {
+        this.readFloor.set(ctx, this.checker.maxCommitted);
+        return this.nodes[Number(id) - 1].node!.readIndex(new TextEncoder().encode(ctx)).ok;
+      },
+    });
+    this.stats = { committed: 0, leaders: 0, crashes: 0, delivered: 0, reads: 0, clients: this.clients.stats };
     for (const id of this.ids) {
-      const n: SimNode = { id, storage: new MemoryStorage(), node: undefined, applied: 0, commit: 0, memCommit: 0 };
+      const n: SimNode = { id, storage: new MemoryStorage(), node: undefined, applied: 0, commit: 0, memCommit: 0, kv: new KvStore() };
       this.start(n);
       this.nodes.push(n);
     }
@@ -98,6 +119,7 @@ export class Simulator {
       maxInflightMsgs: this.maxInflightMsgs,
     });
     n.applied = 0;
+    n.kv = new KvStore();
     n.commit = n.node.raft.log.committed;
     n.memCommit = n.commit;
   }
@@ -139,11 +161,16 @@ export class Simulator {
       if (rs.index < floor) this.checker.fail(`stale read ${ctx}: index ${rs.index} < visible commit ${floor}`);
       // (A follower may get an index beyond its own log: the app waits until applied >= index.)
       this.stats.reads++;
+      this.clients.readState(n.id, ctx, rs.index);
     }
     for (const e of rd.committedEntries) {
       this.checker.apply(n.id, n.applied, e);
       n.applied = e.index;
+      const done = n.kv.apply(e);
+      if (done) this.clients.applied(n.id, this.now, done.cmd, done.result);
     }
+    // Reads are answered only once this node has applied up to their read index.
+    this.clients.serveReads(n.id, this.now, n.applied, n.kv);
     node.advance();
   }
 
@@ -225,14 +252,19 @@ export class Simulator {
         // Crash: everything not handed to storage is gone, including the app's state.
         n.node = undefined;
         this.stats.crashes++;
+        this.clients.crashed(n.id);
       } else {
         this.start(n);
       }
     } else if (this.rand() < 0.2) {
       if (alive.length) this.read(this.pick(alive));
-    } else {
-      if (alive.length) this.propose(this.pick(alive));
+    } else if (alive.length) {
+      // A client request to a random node when a client is idle, else background load.
+      const n = this.pick(alive);
+      if (!this.clients.issue(this.now, n.id)) this.propose(n);
     }
+    this.now++;
+    this.clients.expire(this.now);
     this.check();
   }
 
@@ -243,6 +275,12 @@ export class Simulator {
     const want = new TextEncoder().encode(`final-${this.opts.seed}`);
     let proposedAt = -1;
     for (let round = 0; round < maxRounds; round++) {
+      this.now++;
+      this.clients.expire(this.now);
+      // The healed cluster also serves clients for a while: their answers must agree
+      // with whatever the stormy phase's unanswered writes did.
+      // (One attempt per round: a refused request leaves its client idle for the next round.)
+      if (round < CALM_CLIENT_ROUNDS) this.clients.issue(this.now, this.clients.pickNode(this.ids));
       for (const n of this.nodes) n.node!.tick();
       for (let k = 0; k < 50; k++) {
         for (const n of this.nodes) this.handleReady(n);
@@ -261,7 +299,7 @@ export class Simulator {
         leader.node!.propose(want);
         proposedAt = round;
       }
-      if (proposedAt >= 0 && this.nodes.every((n) => this.hasApplied(n, want))) {
+      if (round >= CALM_CLIENT_ROUNDS && proposedAt >= 0 && this.nodes.every((n) => this.hasApplied(n, want))) {
         this.finalChecks();
         return;
       }
