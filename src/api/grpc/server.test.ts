@@ -3,60 +3,17 @@
 // gRPC-Web and Connect over HTTP/1.1 on the same port, errors in trailers,
 // deadlines, unknown methods.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { create } from "@bufbuild/protobuf";
 import { ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { KV, Maintenance, Watch, RangeResponseSchema, PutResponseSchema, SnapshotResponseSchema, WatchResponseSchema, ResponseHeaderSchema, type PutRequest, type RangeRequest, type WatchRequest } from "../../gen/etcdserverpb/rpc_pb.js";
-import { KeyValueSchema } from "../../gen/mvccpb/kv_pb.js";
-import { Errors } from "../../errors.js";
+import { KV, Maintenance, Watch } from "../../gen/etcdserverpb/rpc_pb.js";
 import { connectHandler } from "../connect.js";
 import { fetchHandler } from "../fetch-handler.js";
 import { httpRoutes } from "../http/routes.js";
 import { ClientPort } from "../listener.js";
-import type { CallContext, ServiceRegistration } from "../context.js";
+import { dec, enc, fakeServices } from "../testing/fake-services.js";
 import { GrpcServer } from "./server.js";
 
-const store = new Map<string, Uint8Array>();
-const dec = (b: Uint8Array) => new TextDecoder().decode(b);
-const enc = (s: string) => new TextEncoder().encode(s);
-
-const services: ServiceRegistration[] = [
-  {
-    service: KV,
-    impl: {
-      range(req: RangeRequest) {
-        const v = store.get(dec(req.key));
-        return create(RangeResponseSchema, { count: v ? 1n : 0n, kvs: v ? [create(KeyValueSchema, { key: req.key, value: v })] : [] });
-      },
-      async put(req: PutRequest, ctx: CallContext) {
-        if (req.key.length === 0) throw Errors.emptyKey();
-        if (dec(req.key) === "slow") {
-          await new Promise((resolve, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)));
-        }
-        store.set(dec(req.key), req.value);
-        return create(PutResponseSchema, { header: create(ResponseHeaderSchema, { revision: BigInt(store.size) }) });
-      },
-    },
-  },
-  {
-    service: Maintenance,
-    impl: {
-      async *snapshot() {
-        for (let i = 3; i >= 0; i--) yield create(SnapshotResponseSchema, { remainingBytes: BigInt(i), blob: new Uint8Array(100_000).fill(i) });
-      },
-    },
-  },
-  {
-    service: Watch,
-    impl: {
-      async *watch(reqs: AsyncIterable<WatchRequest>) {
-        for await (const r of reqs) {
-          if (r.requestUnion.case === "createRequest") yield create(WatchResponseSchema, { watchId: r.requestUnion.value.watchId, created: true });
-        }
-      },
-    },
-  },
-];
+const { services, store } = fakeServices({ snapshotChunks: 4, snapshotChunkBytes: 100_000 });
 
 let port: ClientPort;
 let url: string;

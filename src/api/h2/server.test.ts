@@ -4,73 +4,28 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import http2 from "node:http2";
 import net from "node:net";
-import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { KV, Maintenance, Watch, PutResponseSchema, RangeResponseSchema, ResponseHeaderSchema, SnapshotResponseSchema, WatchResponseSchema, type PutRequest, type RangeRequest, type WatchRequest } from "../../gen/etcdserverpb/rpc_pb.js";
-import { KeyValueSchema } from "../../gen/mvccpb/kv_pb.js";
-import { Errors } from "../../errors.js";
-import type { CallContext, ServiceRegistration } from "../context.js";
+import { KV, Maintenance, Watch } from "../../gen/etcdserverpb/rpc_pb.js";
+import { BENCHMARK_BIN, ETCDCTL_BIN, requireTool } from "../../../test/harness/tools.ts";
+import { dec, enc, fakeServices } from "../testing/fake-services.js";
 import { GrpcServer } from "../grpc/server.js";
 import { listenH2, serveH2, type H2Connection, type H2Options, type H2Stream, type HeaderMap } from "./server.js";
 
-const store = new Map<string, Uint8Array>();
-const dec = (b: Uint8Array) => new TextDecoder().decode(b);
-const enc = (s: string) => new TextEncoder().encode(s);
 let aborted = 0;
 
-const ETCDCTL = "/usr/bin/etcdctl";
-const HAVE_ETCDCTL = await Bun.file(ETCDCTL).exists();
-const BENCHMARK = `${process.env.HOME}/.cache/etcd-tools/etcd-benchmark`;
-const HAVE_BENCHMARK = await Bun.file(BENCHMARK).exists();
+const ETCDCTL = ETCDCTL_BIN;
+const HAVE_ETCDCTL = requireTool(ETCDCTL_BIN);
+const BENCHMARK = BENCHMARK_BIN;
+const HAVE_BENCHMARK = requireTool(BENCHMARK_BIN);
 const SNAPSHOT_CHUNK = 64 * 1024;
 const SNAPSHOT_CHUNKS = 160; // 10 MiB in all
 
-const services: ServiceRegistration[] = [
-  {
-    service: KV,
-    impl: {
-      range(req: RangeRequest) {
-        const v = store.get(dec(req.key));
-        return create(RangeResponseSchema, { count: v ? 1n : 0n, kvs: v ? [create(KeyValueSchema, { key: req.key, value: v })] : [] });
-      },
-      async put(req: PutRequest, ctx: CallContext) {
-        if (req.key.length === 0) throw Errors.emptyKey();
-        if (dec(req.key) === "slow") {
-          await new Promise((_, reject) =>
-            ctx.signal.addEventListener("abort", () => {
-              aborted++;
-              reject(ctx.signal.reason);
-            }),
-          );
-        }
-        store.set(dec(req.key), req.value);
-        return create(PutResponseSchema, { header: create(ResponseHeaderSchema, { revision: BigInt(store.size) }) });
-      },
-    },
-  },
-  {
-    service: Maintenance,
-    impl: {
-      async *snapshot() {
-        for (let i = SNAPSHOT_CHUNKS - 1; i >= 0; i--) {
-          yield create(SnapshotResponseSchema, { remainingBytes: BigInt(i), blob: new Uint8Array(SNAPSHOT_CHUNK).fill(i & 0xff) });
-        }
-      },
-    },
-  },
-  {
-    service: Watch,
-    impl: {
-      async *watch(reqs: AsyncIterable<WatchRequest>) {
-        for await (const r of reqs) {
-          if (r.requestUnion.case === "createRequest") yield create(WatchResponseSchema, { watchId: r.requestUnion.value.watchId, created: true });
-        }
-      },
-    },
-  },
-];
-
+const { services, store } = fakeServices({
+  snapshotChunks: SNAPSHOT_CHUNKS,
+  snapshotChunkBytes: SNAPSHOT_CHUNK,
+  onAbort: () => aborted++,
+});
 
 /** Streams that are not gRPC: a small echo/inspect service for node:http2's client. */
 function plainHandler(stream: H2Stream, headers: HeaderMap): void {
