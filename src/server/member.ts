@@ -84,6 +84,8 @@ export class Member {
   private stopped = false;
   private nextId = 1n;
   private readonly quota: number;
+  /** SQLite's page size: fixed once the database exists (we never change it). */
+  private readonly pageSize: number;
   /** Database size as of the last commit: the quota check must not query SQLite per request. */
   private sizeAfterLastFlush = 0;
 
@@ -92,6 +94,7 @@ export class Member {
     readonly config: MemberConfig,
   ) {
     this.meta = new MetaStore(db);
+    this.pageSize = (db.query("PRAGMA page_size").get() as { page_size: number }).page_size;
     this.log = new LogStore(db);
     this.store = new MvccStore(new SqliteBackend(db));
     this.alarms = new Alarms(this.meta);
@@ -306,14 +309,13 @@ export class Member {
 
   dbSize(): number {
     const pages = this.db.query("PRAGMA page_count").get() as { page_count: number };
-    const size = this.db.query("PRAGMA page_size").get() as { page_size: number };
-    return pages.page_count * size.page_size;
+    return pages.page_count * this.pageSize;
   }
 
-  dbSizeInUse(): number {
+  /** The database size less its free pages; pass `total` when the caller just read dbSize(). */
+  dbSizeInUse(total = this.dbSize()): number {
     const free = this.db.query("PRAGMA freelist_count").get() as { freelist_count: number };
-    const size = this.db.query("PRAGMA page_size").get() as { page_size: number };
-    return this.dbSize() - free.freelist_count * size.page_size;
+    return total - free.freelist_count * this.pageSize;
   }
 
   status(): StatusResponse {
@@ -322,7 +324,7 @@ export class Member {
       header: this.header(),
       version: SERVER_VERSION,
       dbSize: BigInt(total),
-      dbSizeInUse: BigInt(this.dbSizeInUse()),
+      dbSizeInUse: BigInt(this.dbSizeInUse(total)),
       leader: this.memberId,
       raftIndex: BigInt(this.lastIndex),
       raftTerm: BigInt(this.term),

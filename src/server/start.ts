@@ -76,7 +76,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
-      for (const p of ports) void p.close();
+      for (const p of ports) p.close();
       const deadline = Date.now() + DRAIN_MS;
       while (grpc.active.size > 0 && Date.now() < deadline) await Bun.sleep(10);
       member.stop();
