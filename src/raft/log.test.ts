@@ -27,13 +27,19 @@ describe("MemoryStorage", () => {
     expect(s.term(0)).toBe(0);
     expect(s.term(3)).toBe(2);
     expect(() => s.term(5)).toThrow(UnavailableError);
+    expect(() => s.compact(2)).toThrow(/past the snapshot/); // a snapshot must cover what is dropped
+    s.createSnapshot(2, { voters: [1n], learners: [] }, new Uint8Array([7]));
     s.compact(2);
     expect(s.firstIndex()).toBe(3);
     expect(s.term(2)).toBe(1); // the compaction point's term stays answerable
     expect(() => s.term(1)).toThrow(CompactedError);
     expect(() => s.entries(2, 4, 1000)).toThrow(CompactedError);
     expect(terms(s.entries(3, 5, 1000))).toEqual([2, 3]);
-    expect(s.snapshot().meta).toEqual({ index: 2, term: 1 });
+    expect(s.snapshot().meta).toEqual({ index: 2, term: 1, confState: { voters: [1n], learners: [] } });
+    expect(s.initialState().confState).toEqual({ voters: [1n], learners: [] });
+    // A snapshot from a leader replaces the whole log.
+    s.applySnapshot({ meta: { index: 9, term: 4, confState: { voters: [1n, 2n], learners: [] } }, data: new Uint8Array() });
+    expect([s.firstIndex(), s.lastIndex(), s.term(9)]).toEqual([10, 9, 4]);
   });
 
   test("entries honours maxBytes but always returns one entry", () => {

@@ -1,26 +1,45 @@
 // The Raft log as the state machine sees it: a stable prefix in Storage and
 // an unstable suffix held in memory until the driver reports it persisted.
 import { CompactedError, type Storage, UnavailableError, limitSize } from "./storage.ts";
-import { type Entry, invariant } from "./types.ts";
+import { type Entry, type Snapshot, invariant } from "./types.ts";
 
 /**
- * Entries not yet persisted. `offset` is the index of entries[0]. Arrays are
- * replaced, never mutated in place, so slices handed out in a Ready stay valid.
+ * What is not yet persisted: a snapshot received from the leader (if any)
+ * and entries from `offset` on. Arrays are replaced, never mutated in place,
+ * so slices handed out in a Ready stay valid.
  */
 export class Unstable {
+  /** A snapshot to install; entries (if any) follow it directly. */
+  snapshot: Snapshot | undefined;
+
   constructor(
     public offset: number,
     public entries: Entry[] = [],
   ) {}
 
   lastIndex(): number | undefined {
-    return this.entries.length > 0 ? this.offset + this.entries.length - 1 : undefined;
+    if (this.entries.length > 0) return this.offset + this.entries.length - 1;
+    return this.snapshot?.meta.index;
   }
 
   term(i: number): number | undefined {
-    if (i < this.offset) return undefined;
+    if (i < this.offset) {
+      return this.snapshot !== undefined && this.snapshot.meta.index === i ? this.snapshot.meta.term : undefined;
+    }
     const e = this.entries[i - this.offset];
     return e?.term;
+  }
+
+  /** Replace everything with a snapshot from the leader. */
+  restore(snap: Snapshot): void {
+    this.snapshot = snap;
+    this.offset = snap.meta.index + 1;
+    this.entries = [];
+  }
+
+  /** The driver persisted the snapshot at index i. */
+  stableSnapTo(i: number): void {
+    if (this.snapshot?.meta.index === i) this.snapshot = undefined;
   }
 
   /** The driver persisted entries up to (i, t). Ignore it if that entry was since overwritten. */
@@ -64,7 +83,20 @@ export class RaftLog {
   }
 
   firstIndex(): number {
-    return this.storage.firstIndex();
+    const snap = this.unstable.snapshot;
+    return snap ? snap.meta.index + 1 : this.storage.firstIndex();
+  }
+
+  /** The snapshot a follower behind firstIndex() needs: a pending one, else the stored one. */
+  snapshot(): Snapshot {
+    return this.unstable.snapshot ?? this.storage.snapshot();
+  }
+
+  /** Install a snapshot from the leader; the log restarts right after it. */
+  restore(snap: Snapshot): void {
+    invariant(snap.meta.index > this.committed, `restore ${snap.meta.index} <= committed ${this.committed}`);
+    this.committed = snap.meta.index;
+    this.unstable.restore(snap);
   }
 
   lastIndex(): number {
@@ -160,13 +192,17 @@ export class RaftLog {
   }
 
   appliedTo(i: number): void {
-    if (i === 0) return;
+    if (i === 0 || i === this.applied) return;
     invariant(i <= this.committed && i >= this.applied, `applied ${i} outside [${this.applied}, ${this.committed}]`);
     this.applied = i;
   }
 
   stableTo(i: number, t: number): void {
     this.unstable.stableTo(i, t);
+  }
+
+  stableSnapTo(i: number): void {
+    this.unstable.stableSnapTo(i);
   }
 
   unstableEntries(): Entry[] {

@@ -1,15 +1,19 @@
 // RawNode: the driver-facing wrapper. The driver loop is:
 //   tick()/step()/propose()/readIndex()  ...  rd = ready()
-//   persist rd.hardState + rd.entries  ->  send rd.messages  ->  apply rd.committedEntries
-//   advance()
-import { Raft, type Config, isLocalMsg } from "./raft.ts";
+//   install rd.snapshot (if any)  ->  persist rd.hardState + rd.entries  ->  send rd.messages
+//   ->  apply rd.committedEntries (ConfChange entries: applyConfChange)  ->  advance()
+import { encodeConfChange } from "./confchange.ts";
+import { Raft, type Config, isLocalMsg, isTermlessMsg } from "./raft.ts";
 import {
+  type ConfChange,
+  type ConfState,
   EMPTY,
   type HardState,
   type Message,
   MessageType,
   type ProposeResult,
   type Ready,
+  type NodeId,
   type SoftState,
   EntryType,
   hardStateEqual,
@@ -51,6 +55,44 @@ export class RawNode {
   }
 
   /**
+   * Propose a membership change. It takes effect on each node when that node
+   * applies the entry and calls applyConfChange(); one change at a time.
+   */
+  proposeConfChange(cc: ConfChange): ProposeResult {
+    return this.raft.step(
+      msg({
+        type: MessageType.Prop,
+        from: this.raft.id,
+        entries: [{ term: 0, index: 0, type: EntryType.ConfChange, data: encodeConfChange(cc) }],
+      }),
+    );
+  }
+
+  /** Call when applying a committed ConfChange entry; persist the result with the applied state. */
+  applyConfChange(cc: ConfChange): ConfState {
+    return this.raft.applyConfChange(cc);
+  }
+
+  /**
+   * Ask the leader (this node, or the leader a follower knows) to hand
+   * leadership to `to`. Proposals are refused until the transfer ends, which is
+   * at most one election timeout later.
+   */
+  transferLeader(to: NodeId): ProposeResult {
+    return this.raft.step(msg({ type: MessageType.TransferLeader, from: to }));
+  }
+
+  /** The transport finished (ok) or failed to send a snapshot to `id`. */
+  reportSnapshot(id: NodeId, ok: boolean): void {
+    this.raft.step(msg({ type: MessageType.SnapStatus, from: id, reject: !ok }));
+  }
+
+  /** The transport could not reach `id`: messages to it may have been lost. */
+  reportUnreachable(id: NodeId): void {
+    this.raft.step(msg({ type: MessageType.Unreachable, from: id }));
+  }
+
+  /**
    * Ask for a linearizable read point. The answer comes later as a ReadState
    * with the same context (which should be unique per request).
    */
@@ -62,7 +104,7 @@ export class RawNode {
   /** Deliver a message from a peer. Local message types from the network are refused. */
   step(m: Message): void {
     if (isLocalMsg(m.type)) return;
-    if (m.type !== MessageType.Prop && m.type !== MessageType.ReadIndex && m.term === 0) return;
+    if (!isTermlessMsg(m.type) && m.term === 0) return;
     this.raft.step(m);
   }
 
@@ -72,7 +114,11 @@ export class RawNode {
     if (soft.lead !== this.prevSoft.lead || soft.role !== this.prevSoft.role) return true;
     if (!hardStateEqual(r.hardState(), this.prevHard)) return true;
     return (
-      r.log.unstableEntries().length > 0 || r.msgs.length > 0 || r.readStates.length > 0 || r.log.hasNextEnts()
+      r.log.unstable.snapshot !== undefined ||
+      r.log.unstableEntries().length > 0 ||
+      r.msgs.length > 0 ||
+      r.readStates.length > 0 ||
+      r.log.hasNextEnts()
     );
   }
 
@@ -87,6 +133,7 @@ export class RawNode {
       messages: r.msgs,
       readStates: r.readStates,
     };
+    if (r.log.unstable.snapshot) rd.snapshot = r.log.unstable.snapshot;
     const soft = r.softState();
     if (soft.lead !== this.prevSoft.lead || soft.role !== this.prevSoft.role) {
       rd.softState = soft;
@@ -107,6 +154,12 @@ export class RawNode {
     invariant(rd !== undefined, "advance() without ready()");
     this.pending = undefined;
     if (rd.hardState) this.prevHard = rd.hardState;
+    if (rd.snapshot) {
+      const idx = rd.snapshot.meta.index;
+      invariant(this.raft.log.storage.snapshot().meta.index >= idx, "advance() before the Ready's snapshot was installed");
+      this.raft.log.stableSnapTo(idx);
+      this.raft.log.appliedTo(idx);
+    }
     const ents = rd.entries;
     if (ents.length > 0) {
       const last = ents[ents.length - 1];

@@ -7,7 +7,8 @@ export enum ProgressState {
   Probe = "Probe",
   /** Match known: stream entries optimistically, bounded by Inflights. */
   Replicate = "Replicate",
-  // TODO(snapshots): Snapshot state for followers behind the compacted log.
+  /** Needs entries the leader compacted: a snapshot is on its way; send nothing else. */
+  Snapshot = "Snapshot",
 }
 
 /** A bounded window of App messages sent but not yet acknowledged. */
@@ -70,6 +71,10 @@ export class Progress {
   probeSent = false;
   /** Heard from within the current check-quorum window. */
   recentActive = false;
+  /** Replicates but neither votes nor counts for commit. */
+  isLearner = false;
+  /** In Snapshot state: the index of the snapshot sent. */
+  pendingSnapshot = 0;
   readonly inflights: Inflights;
 
   constructor(
@@ -84,8 +89,29 @@ export class Progress {
   becomeProbe(): void {
     this.state = ProgressState.Probe;
     this.probeSent = false;
+    this.pendingSnapshot = 0;
     this.next = this.match + 1;
     this.inflights.reset();
+  }
+
+  becomeSnapshot(snapshotIndex: number): void {
+    this.state = ProgressState.Snapshot;
+    this.probeSent = false;
+    this.pendingSnapshot = snapshotIndex;
+    this.inflights.reset();
+  }
+
+  /**
+   * The driver reported the snapshot delivered (or failed): probe from just
+   * after it (or after the known match), but wait for the follower's answer (or the next heartbeat
+   * response) before sending, as the follower may still be installing it.
+   */
+  snapshotDone(ok: boolean): void {
+    // After a failure, only what the follower acknowledged is known to be there.
+    const from = ok ? Math.max(this.match, this.pendingSnapshot) : this.match;
+    this.becomeProbe();
+    this.next = from + 1;
+    this.probeSent = true;
   }
 
   becomeReplicate(): void {
@@ -117,6 +143,7 @@ export class Progress {
    * highest index that might match. Returns false for a stale rejection.
    */
   maybeDecrTo(rejected: number, hint: number): boolean {
+    if (this.state === ProgressState.Snapshot) return false;
     if (this.state === ProgressState.Replicate) {
       // Anything at or below match was already acknowledged: this is a stale, reordered reply.
       if (rejected <= this.match) return false;
@@ -131,6 +158,13 @@ export class Progress {
   }
 
   isPaused(): boolean {
-    return this.state === ProgressState.Probe ? this.probeSent : this.inflights.full();
+    switch (this.state) {
+      case ProgressState.Probe:
+        return this.probeSent;
+      case ProgressState.Replicate:
+        return this.inflights.full();
+      case ProgressState.Snapshot:
+        return true;
+    }
   }
 }

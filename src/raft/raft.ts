@@ -1,10 +1,13 @@
 // The Raft state machine: pure and deterministic. Input arrives only through
 // tick() and step(); output leaves only through `msgs`, `readStates` and the log.
+import { applyChange } from "./confchange.ts";
 import { RaftLog } from "./log.ts";
 import { Progress, ProgressState } from "./progress.ts";
 import { ReadOnly } from "./read-only.ts";
-import type { Storage } from "./storage.ts";
+import { type Storage, SnapshotUnavailableError, copyConfState } from "./storage.ts";
 import {
+  type ConfChange,
+  type ConfState,
   EMPTY,
   type Entry,
   EntryType,
@@ -16,6 +19,7 @@ import {
   type ProposeResult,
   type ReadState,
   Role,
+  type Snapshot,
   type SoftState,
   entrySize,
   invariant,
@@ -24,8 +28,14 @@ import {
 
 export interface Config {
   id: NodeId;
-  /** Voting members, including this node. TODO(membership): from a ConfState in storage. */
-  peers: NodeId[];
+  /**
+   * Initial voters (and learners) when storage holds no configuration yet;
+   * otherwise the configuration comes from storage's snapshot plus the conf
+   * changes the application re-applies. A node joining an existing cluster
+   * passes neither: it learns the membership from the leader.
+   */
+  peers?: NodeId[];
+  learners?: NodeId[];
   storage: Storage;
   /** Ticks without hearing from a leader before campaigning (randomized in [e, 2e)). */
   electionTick: number;
@@ -46,6 +56,18 @@ export interface Config {
 
 const OK: ProposeResult = { ok: true };
 const NO_LEADER: ProposeResult = { ok: false, reason: "no-leader" };
+const TRANSFERRING: ProposeResult = { ok: false, reason: "transferring" };
+const CONF_PENDING: ProposeResult = { ok: false, reason: "conf-change-pending" };
+const INVALID: ProposeResult = { ok: false, reason: "invalid" };
+
+/** Context of a vote started by TimeoutNow: voters grant it despite their leader lease. */
+export const CAMPAIGN_TRANSFER = new TextEncoder().encode("CampaignTransfer");
+
+function isTransferCampaign(ctx: Uint8Array): boolean {
+  if (ctx.byteLength !== CAMPAIGN_TRANSFER.byteLength) return false;
+  for (let i = 0; i < ctx.byteLength; i++) if (ctx[i] !== CAMPAIGN_TRANSFER[i]) return false;
+  return true;
+}
 
 function isVoteMsg(t: MessageType): boolean {
   return t === MessageType.Vote || t === MessageType.PreVote;
@@ -54,7 +76,18 @@ function isVoteRespMsg(t: MessageType): boolean {
   return t === MessageType.VoteResp || t === MessageType.PreVoteResp;
 }
 export function isLocalMsg(t: MessageType): boolean {
-  return t === MessageType.Hup || t === MessageType.Beat || t === MessageType.CheckQuorum;
+  return (
+    t === MessageType.Hup ||
+    t === MessageType.Beat ||
+    t === MessageType.CheckQuorum ||
+    t === MessageType.SnapStatus ||
+    t === MessageType.Unreachable
+  );
+}
+
+/** Requests that travel without a term: they are forwarded as-is to the leader. */
+export function isTermlessMsg(t: MessageType): boolean {
+  return t === MessageType.Prop || t === MessageType.ReadIndex || t === MessageType.TransferLeader;
 }
 
 export class Raft {
@@ -64,8 +97,15 @@ export class Raft {
   lead: NodeId = NONE;
   role = Role.Follower;
   readonly log: RaftLog;
+  /** Voters and learners (a learner's Progress says isLearner). */
   readonly prs = new Map<NodeId, Progress>();
+  /** The voters of prs, kept in step with it: quorums count only these. */
+  private voters: NodeId[] = [];
   private votes = new Map<NodeId, boolean>();
+  /** Leader: a conf change at or below this index is not applied yet; no new one until it is. */
+  pendingConfIndex = 0;
+  /** Leader: the member leadership is being handed to (NONE when no transfer is under way). */
+  leadTransferee: NodeId = NONE;
   /** Outgoing messages, drained by the node into a Ready. */
   msgs: Message[] = [];
   readStates: ReadState[] = [];
@@ -85,12 +125,13 @@ export class Raft {
   private readOnly = new ReadOnly();
   /** ReadIndex requests received before this leader committed an entry of its term. */
   private pendingReadIndex: Message[] = [];
+  /** Scratch for maybeCommit, reused to avoid an allocation per acknowledgement. */
+  private matchScratch: number[] = [];
 
   constructor(c: Config) {
     invariant(c.id !== NONE, "id must not be NONE");
     invariant(c.heartbeatTick > 0, "heartbeatTick must be > 0");
     invariant(c.electionTick > c.heartbeatTick, "electionTick must exceed heartbeatTick");
-    invariant(c.peers.includes(c.id), "peers must include self");
     this.id = c.id;
     this.electionTimeout = c.electionTick;
     this.heartbeatTimeout = c.heartbeatTick;
@@ -101,8 +142,10 @@ export class Raft {
     this.maxInflightMsgs = c.maxInflightMsgs ?? 256;
     this.maxInflightBytes = c.maxInflightBytes ?? Number.MAX_SAFE_INTEGER;
     this.log = new RaftLog(c.storage, c.maxCommittedSizePerReady);
-    for (const p of new Set(c.peers)) this.prs.set(p, this.newProgress(0, 1));
-    const { hardState } = c.storage.initialState();
+    const { hardState, confState } = c.storage.initialState();
+    const stored = confState.voters.length + confState.learners.length > 0;
+    invariant(!(stored && (c.peers?.length || c.learners?.length)), "peers given but storage already has a configuration");
+    this.switchToConfig(stored ? confState : { voters: [...new Set(c.peers ?? [])], learners: [...new Set(c.learners ?? [])] });
     if (hardState.term !== 0 || hardState.vote !== NONE || hardState.commit !== 0) {
       invariant(
         hardState.commit >= this.log.committed && hardState.commit <= this.log.lastIndex(),
@@ -116,8 +159,26 @@ export class Raft {
     this.becomeFollower(this.term, NONE);
   }
 
-  private newProgress(match: number, next: number): Progress {
-    return new Progress(match, next, this.maxInflightMsgs, this.maxInflightBytes);
+  private newProgress(match: number, next: number, isLearner: boolean): Progress {
+    const pr = new Progress(match, next, this.maxInflightMsgs, this.maxInflightBytes);
+    pr.isLearner = isLearner;
+    return pr;
+  }
+
+  confState(): ConfState {
+    const learners: NodeId[] = [];
+    for (const [id, pr] of this.prs) if (pr.isLearner) learners.push(id);
+    return { voters: this.voters.slice(), learners };
+  }
+
+  isVoter(id: NodeId): boolean {
+    const pr = this.prs.get(id);
+    return pr !== undefined && !pr.isLearner;
+  }
+
+  /** Only a voter of its own configuration may campaign (not a learner, a removed or a joining node). */
+  promotable(): boolean {
+    return this.isVoter(this.id);
   }
 
   hardState(): HardState {
@@ -129,20 +190,21 @@ export class Raft {
   }
 
   private quorum(): number {
-    return Math.floor(this.prs.size / 2) + 1;
+    return Math.floor(this.voters.length / 2) + 1;
   }
 
   // ---- sending --------------------------------------------------------------
 
   private send(m: Message): void {
-    m.from = this.id;
+    // A forwarded TransferLeader keeps its `from`: it names the transferee.
+    if (m.from === NONE) m.from = this.id;
     if (isVoteMsg(m.type) || isVoteRespMsg(m.type)) {
       // Votes carry the term being campaigned for (pre-votes: a future term), set by the caller.
       invariant(m.term !== 0, `${m.type} must carry a term`);
     } else {
       invariant(m.term === 0, `${m.type} term is set by send`);
-      // Forwarded proposals and reads are local to the receiver: they carry no term.
-      if (m.type !== MessageType.Prop && m.type !== MessageType.ReadIndex) m.term = this.term;
+      // Forwarded proposals, reads and transfer requests are local to the receiver: no term.
+      if (!isTermlessMsg(m.type)) m.term = this.term;
     }
     this.msgs.push(m);
   }
@@ -157,8 +219,8 @@ export class Raft {
     if (pr.isPaused()) return false;
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
-    // TODO(snapshots): when prevTerm is compacted, send a snapshot instead.
-    invariant(prevTerm !== undefined, `term of ${prevIndex} unavailable for ${to}: snapshots not implemented`);
+    // The follower needs entries we compacted: only a snapshot can bring it up to date.
+    if (prevTerm === undefined || pr.next < this.log.firstIndex()) return this.sendSnapshot(to, pr);
     const ents = this.log.entries(pr.next, this.maxSizePerMsg);
     if (ents.length === 0 && !sendIfEmpty) return false;
     this.send(
@@ -176,6 +238,26 @@ export class Raft {
       }
     }
     return true;
+  }
+
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    let snapshot: Snapshot;
+    try {
+      snapshot = this.log.snapshot();
+    } catch (e) {
+      // Being produced: a later heartbeat response retries.
+      if (e instanceof SnapshotUnavailableError) return false;
+      throw e;
+    }
+    invariant(snapshot.meta.index > 0, `need a snapshot for ${to} but none exists`);
+    invariant(snapshot.meta.index >= this.log.firstIndex() - 1, "snapshot older than the compacted log");
+    this.send(msg({ type: MessageType.Snap, to, snapshot }));
+    pr.becomeSnapshot(snapshot.meta.index);
+    return true;
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.send(msg({ type: MessageType.TimeoutNow, to }));
   }
 
   private sendAppend(to: NodeId): void {
@@ -209,13 +291,14 @@ export class Raft {
     this.resetRandomizedElectionTimeout();
     this.votes.clear();
     const last = this.log.lastIndex();
-    for (const id of [...this.prs.keys()]) {
-      const pr = this.newProgress(0, last + 1);
+    for (const [id, old] of [...this.prs]) {
+      const pr = this.newProgress(0, last + 1, old.isLearner);
       if (id === this.id) pr.match = last;
       this.prs.set(id, pr);
     }
     this.readOnly = new ReadOnly();
     this.pendingReadIndex = [];
+    this.leadTransferee = NONE;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -253,6 +336,10 @@ export class Raft {
     this.prs.get(this.id)!.becomeReplicate();
     // An entry of the new term lets earlier entries commit (§5.4.2) and ReadIndex start.
     this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY }]);
+    // No membership change until everything in the log so far, our empty entry included, is
+    // applied: a change proposed earlier by an old leader may still be in flight (the
+    // single-server-change bug Ongaro described in 2015).
+    this.pendingConfIndex = this.log.lastIndex();
   }
 
   private appendEntries(es: Entry[]): void {
@@ -264,14 +351,27 @@ export class Raft {
     this.maybeCommit();
   }
 
-  /** Commit the highest index held by a quorum, if it belongs to the current term. */
+  /** Commit the highest index held by a quorum of voters, if it belongs to the current term. */
   private maybeCommit(): boolean {
-    const matches = [...this.prs.values()].map((p) => p.match).sort((a, b) => b - a);
-    const mci = matches[this.quorum() - 1];
-    return this.log.maybeCommit(mci, this.term);
+    const n = this.voters.length;
+    if (n === 0) return false;
+    const m = this.matchScratch;
+    m.length = n;
+    for (let i = 0; i < n; i++) m[i] = this.prs.get(this.voters[i])!.match;
+    // Sort descending (tiny arrays: insertion sort, no allocation, no comparator calls).
+    for (let i = 1; i < n; i++) {
+      const v = m[i];
+      let j = i - 1;
+      while (j >= 0 && m[j] < v) {
+        m[j + 1] = m[j];
+        j--;
+      }
+      m[j + 1] = v;
+    }
+    return this.log.maybeCommit(m[this.quorum() - 1], this.term);
   }
 
-  private campaign(pre: boolean): void {
+  private campaign(pre: boolean, transfer = false): void {
     let term: number;
     let type: MessageType;
     if (pre) {
@@ -291,20 +391,39 @@ export class Raft {
     }
     const index = this.log.lastIndex();
     const logTerm = this.log.lastTerm();
-    for (const id of this.prs.keys()) {
+    const context = transfer ? CAMPAIGN_TRANSFER : EMPTY;
+    for (const id of this.voters) {
       if (id === this.id) continue;
-      this.send(msg({ type, to: id, term, index, logTerm }));
+      this.send(msg({ type, to: id, term, index, logTerm, context }));
     }
+  }
+
+  /**
+   * May this node start an election now? Not if it cannot vote, nor while it
+   * has committed conf changes it has not applied (its configuration is stale).
+   */
+  private canCampaign(): boolean {
+    if (!this.promotable()) return false;
+    if (this.log.committed > this.log.applied) {
+      const lo = Math.max(this.log.applied + 1, this.log.firstIndex());
+      for (const e of this.log.slice(lo, this.log.committed + 1, Number.MAX_SAFE_INTEGER)) {
+        if (e.type === EntryType.ConfChange) return false;
+      }
+    }
+    return true;
   }
 
   private poll(id: NodeId, granted: boolean): "won" | "lost" | "pending" {
     if (!this.votes.has(id)) this.votes.set(id, granted);
     let yes = 0;
     let no = 0;
-    for (const v of this.votes.values()) v ? yes++ : no++;
+    for (const [voter, v] of this.votes) {
+      if (!this.isVoter(voter)) continue; // a learner's or stranger's vote does not count
+      v ? yes++ : no++;
+    }
     const q = this.quorum();
     if (yes >= q) return "won";
-    if (no > this.prs.size - q) return "lost";
+    if (no > this.voters.length - q) return "lost";
     return "pending";
   }
 
@@ -312,7 +431,7 @@ export class Raft {
   private quorumActive(): boolean {
     let active = 0;
     for (const [id, pr] of this.prs) {
-      if (id === this.id || pr.recentActive) active++;
+      if (!pr.isLearner && (id === this.id || pr.recentActive)) active++;
       if (id !== this.id) pr.recentActive = false;
     }
     return active >= this.quorum();
@@ -342,6 +461,8 @@ export class Raft {
         this.step(msg({ type: MessageType.CheckQuorum, from: this.id }));
         if (this.role !== Role.Leader) return;
       }
+      // A transfer that did not finish within an election timeout is abandoned: lead on.
+      if (this.leadTransferee !== NONE) this.leadTransferee = NONE;
     }
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
       this.heartbeatElapsed = 0;
@@ -357,8 +478,9 @@ export class Raft {
       if (isVoteMsg(m.type)) {
         // Lease (check-quorum): while we recently heard from a live leader, a vote
         // request is from a disruptive node (e.g. one just rejoining) and is ignored.
+        // A campaign started by TimeoutNow comes from the leader's own wish: grant it.
         const inLease = this.checkQuorum && this.lead !== NONE && this.electionElapsed < this.electionTimeout;
-        if (inLease) return OK;
+        if (inLease && !isTransferCampaign(m.context)) return OK;
       }
       if (m.type === MessageType.PreVote) {
         // A pre-vote for a future term never changes our term.
@@ -383,7 +505,7 @@ export class Raft {
 
     switch (m.type) {
       case MessageType.Hup:
-        if (this.role !== Role.Leader) this.campaign(this.preVote);
+        if (this.role !== Role.Leader && this.canCampaign()) this.campaign(this.preVote);
         return OK;
       case MessageType.Vote:
       case MessageType.PreVote: {
@@ -424,14 +546,32 @@ export class Raft {
       case MessageType.CheckQuorum:
         if (!this.quorumActive()) this.becomeFollower(this.term, NONE);
         return OK;
-      case MessageType.Prop:
+      case MessageType.Prop: {
         invariant(m.entries.length > 0, "empty proposal");
-        // TODO(transfer): drop while a leadership transfer is in progress.
-        this.appendEntries(m.entries);
+        // Removed from the configuration while leading: we are about to step down.
+        if (!this.isVoter(this.id)) return NO_LEADER;
+        if (this.leadTransferee !== NONE) return TRANSFERRING;
+        let ents = m.entries;
+        for (let i = 0; i < ents.length; i++) {
+          if (ents[i].type !== EntryType.ConfChange) continue;
+          if (this.pendingConfIndex > this.log.applied) {
+            // One change at a time. A local caller hears why; a forwarded change becomes an
+            // empty entry, so the log position is used and the forwarder's waiter times out.
+            if (m.from === this.id) return CONF_PENDING;
+            if (ents === m.entries) ents = ents.slice();
+            ents[i] = { term: 0, index: 0, type: EntryType.Normal, data: EMPTY };
+          } else {
+            this.pendingConfIndex = this.log.lastIndex() + i + 1;
+          }
+        }
+        this.appendEntries(ents);
         this.bcastAppend();
         return OK;
+      }
+      case MessageType.TransferLeader:
+        return this.startTransfer(m.from);
       case MessageType.ReadIndex:
-        if (this.prs.size === 1) {
+        if (this.voters.length === 1) {
           this.answerReadIndex(m, this.log.committed);
           return OK;
         }
@@ -447,7 +587,7 @@ export class Raft {
     }
 
     const pr = this.prs.get(m.from);
-    if (!pr) return OK; // not a member (TODO(membership)): ignore
+    if (!pr) return OK; // not (or no longer) a member: ignore
     switch (m.type) {
       case MessageType.AppResp: {
         pr.recentActive = true;
@@ -465,7 +605,10 @@ export class Raft {
         const wasPaused = pr.isPaused();
         if (pr.maybeUpdate(m.index)) {
           if (pr.state === ProgressState.Probe) pr.becomeReplicate();
-          else pr.inflights.freeLE(m.index);
+          else if (pr.state === ProgressState.Snapshot) {
+            // Installed the snapshot (or caught up past it): stream from here.
+            if (pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
+          } else pr.inflights.freeLE(m.index);
           if (this.maybeCommit()) {
             this.releasePendingReadIndex();
             this.bcastAppend();
@@ -474,9 +617,17 @@ export class Raft {
           }
           // Stream whatever else the window allows.
           while (this.maybeSendAppend(m.from, false)) {}
+          if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
         }
         return OK;
       }
+      case MessageType.SnapStatus:
+        if (pr.state === ProgressState.Snapshot) pr.snapshotDone(!m.reject);
+        return OK;
+      case MessageType.Unreachable:
+        // Messages may have been lost: stop streaming optimistically and probe instead.
+        if (pr.state === ProgressState.Replicate) pr.becomeProbe();
+        return OK;
       case MessageType.HeartbeatResp: {
         pr.recentActive = true;
         pr.probeSent = false;
@@ -484,11 +635,26 @@ export class Raft {
         if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirst();
         if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
         if (m.context.byteLength === 0) return OK;
-        if (this.readOnly.recvAck(m.from, m.context).size < this.quorum()) return OK;
+        let acks = 0;
+        for (const id of this.readOnly.recvAck(m.from, m.context)) if (this.isVoter(id)) acks++;
+        if (acks < this.quorum()) return OK;
         for (const st of this.readOnly.advance(m.context)) this.answerReadIndex(st.req, st.index);
         return OK;
       }
     }
+    return OK;
+  }
+
+  /** Hand leadership to `to` once its log is complete; proposals pause meanwhile. */
+  private startTransfer(to: NodeId): ProposeResult {
+    if (!this.isVoter(to)) return INVALID; // learners and strangers cannot lead
+    if (to === this.id) return OK; // already leading
+    if (this.leadTransferee === to) return OK; // already under way
+    this.leadTransferee = to;
+    // The transfer must finish within one election timeout, counted from now.
+    this.electionElapsed = 0;
+    if (this.prs.get(to)!.match === this.log.lastIndex()) this.sendTimeoutNow(to);
+    else this.sendAppend(to);
     return OK;
   }
 
@@ -512,10 +678,15 @@ export class Raft {
     switch (m.type) {
       case MessageType.Prop:
       case MessageType.ReadIndex:
+      case MessageType.TransferLeader:
         return NO_LEADER;
       case MessageType.App:
         this.becomeFollower(m.term, m.from);
         this.handleAppend(m);
+        return OK;
+      case MessageType.Snap:
+        this.becomeFollower(m.term, m.from);
+        this.handleSnapshot(m);
         return OK;
       case MessageType.Heartbeat:
         this.becomeFollower(m.term, m.from);
@@ -544,8 +715,18 @@ export class Raft {
     switch (m.type) {
       case MessageType.Prop:
       case MessageType.ReadIndex:
+      case MessageType.TransferLeader:
         if (this.lead === NONE) return NO_LEADER;
         this.send({ ...m, to: this.lead, term: 0 });
+        return OK;
+      case MessageType.Snap:
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleSnapshot(m);
+        return OK;
+      case MessageType.TimeoutNow:
+        // The leader hands over: campaign at once, skipping pre-vote (the leader asked for it).
+        if (this.canCampaign()) this.campaign(false, true);
         return OK;
       case MessageType.App:
         this.electionElapsed = 0;
@@ -582,6 +763,96 @@ export class Raft {
     this.send(
       msg({ type: MessageType.AppResp, to: m.from, index: m.index, reject: true, rejectHint: hint, logTerm: hintTerm }),
     );
+  }
+
+  private handleSnapshot(m: Message): void {
+    const snap = m.snapshot;
+    invariant(snap !== undefined, "Snap message without a snapshot");
+    if (this.restore(snap)) {
+      this.send(msg({ type: MessageType.AppResp, to: m.from, index: this.log.lastIndex() }));
+    } else {
+      this.send(msg({ type: MessageType.AppResp, to: m.from, index: this.log.committed }));
+    }
+  }
+
+  /** Install a leader's snapshot; false when it brings nothing new. */
+  private restore(snap: Snapshot): boolean {
+    const { index, term, confState } = snap.meta;
+    if (index <= this.log.committed) return false;
+    if (!confState.voters.includes(this.id) && !confState.learners.includes(this.id)) {
+      // Not for us (a stale or misrouted snapshot): installing it would drop us from our own config.
+      return false;
+    }
+    if (this.log.matchTerm(index, term)) {
+      // We hold the entry it ends at: just commit up to it, keep the log after it.
+      this.log.commitTo(index);
+      return false;
+    }
+    this.log.restore(snap);
+    this.switchToConfig(copyConfState(confState), true);
+    return true;
+  }
+
+  /**
+   * The application applied a committed ConfChange entry: switch to the new
+   * configuration. Returns it, for the application to persist with its state.
+   */
+  applyConfChange(cc: ConfChange): ConfState {
+    const next = applyChange(this.confState(), cc);
+    this.switchToConfig(next);
+    return next;
+  }
+
+  private switchToConfig(cs: ConfState, fresh = false): void {
+    invariant(cs.voters.every((v) => !cs.learners.includes(v)), "an id is both voter and learner");
+    if (fresh) this.prs.clear();
+    const last = this.log.lastIndex();
+    const keep = new Set<NodeId>([...cs.voters, ...cs.learners]);
+    for (const id of [...this.prs.keys()]) if (!keep.has(id)) this.prs.delete(id);
+    for (const [ids, learner] of [
+      [cs.voters, false],
+      [cs.learners, true],
+    ] as const) {
+      for (const id of ids) {
+        let pr = this.prs.get(id);
+        if (!pr) {
+          pr = this.newProgress(0, last + 1, learner);
+          if (id === this.id) pr.match = last;
+          this.prs.set(id, pr);
+        }
+        pr.isLearner = learner; // a promotion keeps the learner's progress
+      }
+    }
+    this.voters = cs.voters.slice();
+    if (this.role !== Role.Leader) return;
+    if (!this.isVoter(this.id)) {
+      this.stepDownRemoved();
+      return;
+    }
+    if (this.leadTransferee !== NONE && !this.isVoter(this.leadTransferee)) this.leadTransferee = NONE;
+    // The quorum changed: the commit index may move; new members need entries.
+    if (this.maybeCommit()) this.bcastAppend();
+    else for (const id of this.prs.keys()) if (id !== this.id) this.maybeSendAppend(id, false);
+  }
+
+  /**
+   * This leader was removed. Spread the commit index, ask the most caught-up
+   * voter to campaign at once (so the cluster is not leaderless for an
+   * election timeout), and step down.
+   */
+  private stepDownRemoved(): void {
+    this.bcastAppend();
+    let best: NodeId = NONE;
+    let bestMatch = -1;
+    for (const id of this.voters) {
+      const pr = this.prs.get(id)!;
+      if (pr.match > bestMatch) {
+        best = id;
+        bestMatch = pr.match;
+      }
+    }
+    if (best !== NONE && bestMatch === this.log.lastIndex()) this.sendTimeoutNow(best);
+    this.becomeFollower(this.term, NONE);
   }
 
   private handleHeartbeat(m: Message): void {

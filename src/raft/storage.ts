@@ -1,6 +1,14 @@
 // The stable (persisted) log as Raft sees it. server/ implements it on
 // SQLite; MemoryStorage is the reference implementation for tests and sim.
-import { type Entry, type HardState, type NodeId, NONE, entrySize, invariant } from "./types.ts";
+import {
+  type ConfState,
+  type Entry,
+  type HardState,
+  NONE,
+  type Snapshot,
+  entrySize,
+  invariant,
+} from "./types.ts";
 
 /** Requested index is below the first retained index (it was compacted). */
 export class CompactedError extends Error {
@@ -15,18 +23,17 @@ export class UnavailableError extends Error {
   }
 }
 
-export interface SnapshotMeta {
-  index: number;
-  term: number;
-}
-export interface Snapshot {
-  meta: SnapshotMeta;
-  data: Uint8Array;
+/** The snapshot is being produced: try again later (the leader retries on a later heartbeat). */
+export class SnapshotUnavailableError extends Error {
+  constructor() {
+    super("raft storage: snapshot temporarily unavailable");
+  }
 }
 
 export interface InitialState {
   hardState: HardState;
-  // TODO(membership): confState.
+  /** Membership as of the storage's snapshot; later conf changes are re-applied from the log. */
+  confState: ConfState;
 }
 
 export interface Storage {
@@ -37,8 +44,11 @@ export interface Storage {
   term(i: number): number;
   firstIndex(): number;
   lastIndex(): number;
+  /** The latest snapshot (index 0 when none); may throw SnapshotUnavailableError. */
   snapshot(): Snapshot;
 }
+
+export const emptyConfState = (): ConfState => ({ voters: [], learners: [] });
 
 /** Cut a list to a byte budget but always keep the first entry, so progress is possible. */
 export function limitSize(ents: Entry[], maxBytes: number): Entry[] {
@@ -54,13 +64,13 @@ export function limitSize(ents: Entry[], maxBytes: number): Entry[] {
 
 export class MemoryStorage implements Storage {
   hardState: HardState = { term: 0, vote: NONE, commit: 0 };
-  private snap: Snapshot = { meta: { index: 0, term: 0 }, data: new Uint8Array(0) };
+  private snap: Snapshot = { meta: { index: 0, term: 0, confState: emptyConfState() }, data: new Uint8Array(0) };
   // ents[0] is a placeholder standing for the snapshot point: its index and
   // term are those of the last compacted entry, which term() must still answer.
   private ents: Entry[] = [{ term: 0, index: 0, type: 0, data: new Uint8Array(0) }];
 
   initialState(): InitialState {
-    return { hardState: { ...this.hardState } };
+    return { hardState: { ...this.hardState }, confState: this.snap.meta.confState };
   }
 
   setHardState(h: HardState): void {
@@ -118,14 +128,32 @@ export class MemoryStorage implements Storage {
     }
   }
 
-  /** Discard entries up to and including `index` (they are covered by a snapshot the app keeps). */
-  compact(index: number, data: Uint8Array = new Uint8Array(0)): void {
+  /**
+   * Record the application's snapshot at `index` (<= the applied index), with
+   * the membership in effect there. Entries are kept until compact().
+   */
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
+    invariant(index > this.snap.meta.index, `snapshot ${index} not after ${this.snap.meta.index}`);
+    invariant(index <= this.lastIndex(), `snapshot ${index} beyond last ${this.lastIndex()}`);
+    this.snap = { meta: { index, term: this.term(index), confState: copyConfState(confState) }, data };
+    return this.snap;
+  }
+
+  /** Discard entries up to and including `index` (a snapshot must cover them). */
+  compact(index: number): void {
     const off = this.offset();
     if (index <= off) return;
     invariant(index <= this.lastIndex(), `compact ${index} beyond last ${this.lastIndex()}`);
+    invariant(index <= this.snap.meta.index, `compact ${index} past the snapshot at ${this.snap.meta.index}`);
     const term = this.ents[index - off].term;
-    this.snap = { meta: { index, term }, data };
     this.ents = [{ term, index, type: 0, data: new Uint8Array(0) }, ...this.ents.slice(index - off + 1)];
+  }
+
+  /** Replace everything with a snapshot received from the leader. */
+  applySnapshot(snap: Snapshot): void {
+    invariant(snap.meta.index > this.snap.meta.index, `old snapshot ${snap.meta.index} <= ${this.snap.meta.index}`);
+    this.snap = snap;
+    this.ents = [{ term: snap.meta.term, index: snap.meta.index, type: 0, data: new Uint8Array(0) }];
   }
 
   /** A deep-enough copy, so the simulator can "crash" a node and keep only what was persisted. */
@@ -136,4 +164,8 @@ export class MemoryStorage implements Storage {
     s.ents = this.ents.slice();
     return s;
   }
+}
+
+export function copyConfState(c: ConfState): ConfState {
+  return { voters: c.voters.slice(), learners: c.learners.slice() };
 }

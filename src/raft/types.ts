@@ -39,8 +39,59 @@ export enum MessageType {
   ReadIndex = "ReadIndex",
   ReadIndexResp = "ReadIndexResp",
   CheckQuorum = "CheckQuorum", // local
-  TimeoutNow = "TimeoutNow", // TODO: leadership transfer
-  Snap = "Snap", // TODO: snapshots
+  /** Leader to transferee: campaign now, ignoring the election timeout and leases. */
+  TimeoutNow = "TimeoutNow",
+  /** Local or forwarded: ask the leader to hand leadership to `from`. */
+  TransferLeader = "TransferLeader",
+  /** Leader to a follower behind the compacted log: install `snapshot`. */
+  Snap = "Snap",
+  /** Local: the driver reports whether a snapshot reached `from` (reject = failed). */
+  SnapStatus = "SnapStatus",
+  /** Local: the driver could not reach `from`; its progress goes back to probing. */
+  Unreachable = "Unreachable",
+}
+
+/** Who votes and who only replicates. Every id is in at most one of the lists. */
+export interface ConfState {
+  voters: NodeId[];
+  learners: NodeId[];
+}
+
+export enum ConfChangeType {
+  /** Add a voter, or promote a learner to voter. */
+  AddNode = 0,
+  RemoveNode = 1,
+  /** Add a learner (a voter cannot be demoted this way: that would need joint consensus). */
+  AddLearnerNode = 3,
+}
+
+/**
+ * One membership change (etcd's raftpb.ConfChange v1). Changes go one at a
+ * time: a new one is accepted only after the previous one is applied, so any
+ * two configurations in effect at once differ by one voter and their
+ * majorities overlap.
+ */
+export interface ConfChange {
+  type: ConfChangeType;
+  nodeId: NodeId;
+  /** Opaque to raft (etcd puts the member's JSON here). */
+  context: Uint8Array;
+}
+
+export interface SnapshotMeta {
+  index: number;
+  term: number;
+  confState: ConfState;
+}
+
+/** The application's state as of `meta.index`, with the membership at that point. */
+export interface Snapshot {
+  meta: SnapshotMeta;
+  data: Uint8Array;
+}
+
+export function isEmptySnapshot(s: Snapshot | undefined): boolean {
+  return s === undefined || s.meta.index === 0;
 }
 
 export interface Message {
@@ -58,6 +109,8 @@ export interface Message {
   rejectHint: number;
   /** ReadIndex request context, echoed back on heartbeats and responses. */
   context: Uint8Array;
+  /** Snap only. */
+  snapshot?: Snapshot;
 }
 
 /** Build a message with defaults, so call sites only name what matters. */
@@ -100,6 +153,11 @@ export interface ReadState {
 
 export interface Ready {
   softState?: SoftState;
+  /**
+   * A snapshot from the leader to install: persist it (storage.applySnapshot)
+   * and load its data into the application before anything else in this Ready.
+   */
+  snapshot?: Snapshot;
   /** Present only when changed since the last Ready. */
   hardState?: HardState;
   /** Persist these (after truncating any conflicting suffix) before sending `messages`. */
@@ -128,5 +186,15 @@ export function invariant(cond: unknown, what: string): asserts cond {
   if (!cond) throw new Error(`raft invariant violated: ${what}`);
 }
 
+/** Why a proposal, read or transfer request was dropped. */
+export type DropReason =
+  | "no-leader"
+  /** A leadership transfer is in progress: retry once it finishes. */
+  | "transferring"
+  /** A membership change is not yet applied: one change at a time. */
+  | "conf-change-pending"
+  /** The request is invalid for the current membership (e.g. unknown or learner transferee). */
+  | "invalid";
+
 /** Result of a proposal or read request. */
-export type ProposeResult = { ok: true } | { ok: false; reason: "no-leader" };
+export type ProposeResult = { ok: true } | { ok: false; reason: DropReason };
