@@ -101,11 +101,14 @@ export function decodeConfChange(b: Uint8Array): ConfChange {
 
 /**
  * The configuration after applying `cc` to `cs`; unchanged when the change is
- * redundant (re-applied after a restart), a demotion (needs joint consensus),
+ * neutralized (node id 0), redundant (re-applied after a restart), a demotion (needs joint consensus),
  * or would leave no voter. Deterministic, so every node reaches the same result.
  */
 export function applyChange(cs: ConfState, cc: ConfChange): ConfState {
   const id: NodeId = cc.nodeId;
+  // The application neutralizes a change it refuses at apply time (e.g. re-adding a
+  // removed member, as etcd does) by clearing the id: every node then applies nothing.
+  if (id === 0n) return cs;
   const voters = cs.voters.filter((v) => v !== id);
   const learners = cs.learners.filter((v) => v !== id);
   const isVoter = voters.length !== cs.voters.length;

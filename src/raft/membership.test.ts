@@ -29,6 +29,7 @@ describe("conf change encoding and rules", () => {
     expect(applyChange(cs, add(1n))).toBe(cs); // re-applied after a restart: no change
     expect(applyChange(cs, add(3n))).toEqual({ voters: [1n, 2n, 3n], learners: [] });
     expect(applyChange(cs, addLearner(2n))).toBe(cs); // demotion refused
+    expect(applyChange(cs, add(0n))).toBe(cs); // neutralized by the application: nothing
     expect(applyChange(cs, remove(3n))).toEqual({ voters: [1n, 2n], learners: [] });
     expect(applyChange({ voters: [1n], learners: [] }, remove(1n))).toEqual({ voters: [1n], learners: [] });
   });
@@ -146,7 +147,7 @@ describe("membership changes", () => {
     expect(h.dataApplied(1n)).toEqual(["needs 2"]);
   });
 
-  test("a removed leader steps down at once and hands over to a caught-up voter", () => {
+  test("a removed leader hands over to a caught-up voter at once, then steps down", () => {
     const h = new Harness([1n, 2n, 3n]);
     h.elect(1n);
     h.get(1n).propose(enc("a"));
@@ -154,16 +155,52 @@ describe("membership changes", () => {
     const term = h.get(1n).raft.term;
     h.get(1n).proposeConfChange(remove(1n));
     h.settle();
+    // Removed, 1 only hands over: it refuses proposals and asked a caught-up voter to
+    // campaign at once (TimeoutNow), so no election timeout had to pass.
+    expect(h.get(1n).propose(enc("refused"))).toEqual({ ok: false, reason: "no-leader" });
+    const successor = h.leaders().find((id) => id !== 1n)!;
+    expect(h.get(successor).raft.term).toBe(term + 1);
+    // Its next heartbeat meets the higher term: it steps down.
+    h.tick(1);
     expect(h.get(1n).raft.role).toBe(Role.Follower);
-    // A successor was asked to campaign (TimeoutNow): no election timeout had to pass.
     const lead = leaderOf(h);
-    expect(lead).not.toBe(1n);
-    expect(h.get(lead).raft.term).toBe(term + 1);
+    expect(lead).toBe(successor);
     h.stopNode(1n);
     h.get(lead).propose(enc("b"));
     h.settle();
     for (const id of [2n, 3n]) expect(h.dataApplied(id)).toEqual(["a", "b"]);
     for (const id of [2n, 3n]) expect(h.nodes.get(id)!.conf).toEqual({ voters: [2n, 3n], learners: [] });
+  });
+
+  test("two members, the leader removes itself and loses leadership holding the longest log: the survivor still gets there", () => {
+    const h = new Harness([1n, 2n], { maxSizePerMsg: 1 });
+    h.elect(1n);
+    h.get(1n).proposeConfChange(remove(1n));
+    const removalAt = h.get(1n).raft.log.lastIndex();
+    h.get(1n).propose(enc("late"));
+    // 2 acknowledges the removal (so it commits on 1) but never hears that it committed,
+    // nor gets "late": 1 ends up with the longest log, 2 still counts 1 in its quorum.
+    h.intercept = (m) => {
+      if (m.from !== 1n || m.to !== 2n) return m;
+      if (m.entries.some((e) => e.index > removalAt)) return undefined;
+      if (m.commit >= removalAt) return undefined;
+      return m;
+    };
+    h.settle();
+    expect(h.nodes.get(1n)!.conf).toEqual({ voters: [2n], learners: [] });
+    expect(h.nodes.get(2n)!.conf).toEqual({ voters: [1n, 2n], learners: [] });
+    expect(h.get(2n).raft.log.lastIndex()).toBe(removalAt);
+    const term = h.get(1n).raft.term;
+    h.tick(40); // 2 campaigns (1 refuses its shorter log); 1 loses leadership
+    expect(h.get(1n).raft.term).toBeGreaterThan(term);
+    h.intercept = undefined;
+    // 1 campaigns with the new configuration's votes only (2's), wins, hands over.
+    h.tick(100);
+    expect(h.nodes.get(2n)!.conf).toEqual({ voters: [2n], learners: [] });
+    expect(h.get(2n).raft.role).toBe(Role.Leader);
+    expect(h.get(2n).propose(enc("after"))).toEqual({ ok: true });
+    h.settle();
+    expect(h.dataApplied(2n)).toEqual(["late", "after"]);
   });
 
   test("a removed node that missed its removal cannot disturb the rest (it is not asked and not counted)", () => {

@@ -169,6 +169,7 @@ export class RawNode {
     }
     const ce = rd.committedEntries;
     if (ce.length > 0) this.raft.log.appliedTo(ce[ce.length - 1].index);
+    this.raft.onApplied();
   }
 }
 

@@ -7,6 +7,7 @@ import { ReadOnly } from "./read-only.ts";
 import { type Storage, SnapshotUnavailableError, copyConfState } from "./storage.ts";
 import {
   type ConfChange,
+  ConfChangeType,
   type ConfState,
   EMPTY,
   type Entry,
@@ -106,6 +107,10 @@ export class Raft {
   pendingConfIndex = 0;
   /** Leader: the member leadership is being handed to (NONE when no transfer is under way). */
   leadTransferee: NodeId = NONE;
+  /** This node applied a change removing itself (re-applied from the log after a restart). */
+  private removedSelf = false;
+  /** A TimeoutNow arrived while committed conf changes were unapplied: campaign once they are. */
+  private deferredTransferCampaign = false;
   /** Outgoing messages, drained by the node into a Ready. */
   msgs: Message[] = [];
   readStates: ReadState[] = [];
@@ -146,6 +151,8 @@ export class Raft {
     const stored = confState.voters.length + confState.learners.length > 0;
     invariant(!(stored && (c.peers?.length || c.learners?.length)), "peers given but storage already has a configuration");
     this.switchToConfig(stored ? confState : { voters: [...new Set(c.peers ?? [])], learners: [...new Set(c.learners ?? [])] });
+    // Our own snapshot without us in it: we applied our removal before it was taken.
+    if (stored && !this.prs.has(this.id)) this.removedSelf = true;
     if (hardState.term !== 0 || hardState.vote !== NONE || hardState.commit !== 0) {
       invariant(
         hardState.commit >= this.log.committed && hardState.commit <= this.log.lastIndex(),
@@ -176,9 +183,16 @@ export class Raft {
     return pr !== undefined && !pr.isLearner;
   }
 
-  /** Only a voter of its own configuration may campaign (not a learner, a removed or a joining node). */
+  /**
+   * May this node campaign? A voter of its own configuration may; a learner or
+   * a joining node may not. A node that applied its own removal may too, only
+   * to finish handing over: it counts votes of the new configuration alone
+   * (never its own), so any quorum it wins overlaps every other one. Without
+   * this, a removed leader that lost leadership while holding the longest log
+   * would refuse the survivors' votes forever and could not win one itself.
+   */
   promotable(): boolean {
-    return this.isVoter(this.id);
+    return this.isVoter(this.id) || (this.removedSelf && this.voters.length > 0);
   }
 
   hardState(): HardState {
@@ -250,10 +264,37 @@ export class Raft {
       throw e;
     }
     invariant(snapshot.meta.index > 0, `need a snapshot for ${to} but none exists`);
+    const cs = snapshot.meta.confState;
+    if (!cs.voters.includes(to) && !cs.learners.includes(to)) {
+      // Taken before `to` joined: it would refuse it. Wait for a newer one (see needsSnapshot()).
+      return false;
+    }
     invariant(snapshot.meta.index >= this.log.firstIndex() - 1, "snapshot older than the compacted log");
     this.send(msg({ type: MessageType.Snap, to, snapshot }));
     pr.becomeSnapshot(snapshot.meta.index);
     return true;
+  }
+
+  /**
+   * Leader: members that need a snapshot newer than the stored one (they
+   * joined after it was taken). The driver should snapshot its current state.
+   */
+  needsSnapshot(): NodeId[] {
+    if (this.role !== Role.Leader) return [];
+    const first = this.log.firstIndex();
+    let cs: ConfState | undefined;
+    const out: NodeId[] = [];
+    for (const [id, pr] of this.prs) {
+      if (id === this.id || pr.state === ProgressState.Snapshot || pr.next >= first) continue;
+      try {
+        cs ??= this.log.snapshot().meta.confState;
+      } catch (e) {
+        if (e instanceof SnapshotUnavailableError) return [];
+        throw e;
+      }
+      if (!cs.voters.includes(id) && !cs.learners.includes(id)) out.push(id);
+    }
+    return out;
   }
 
   private sendTimeoutNow(to: NodeId): void {
@@ -299,6 +340,7 @@ export class Raft {
     this.readOnly = new ReadOnly();
     this.pendingReadIndex = [];
     this.leadTransferee = NONE;
+    this.deferredTransferCampaign = false;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -333,20 +375,21 @@ export class Raft {
     this.reset(this.term);
     this.lead = this.id;
     this.role = Role.Leader;
-    this.prs.get(this.id)!.becomeReplicate();
+    this.prs.get(this.id)?.becomeReplicate();
     // An entry of the new term lets earlier entries commit (§5.4.2) and ReadIndex start.
     this.appendEntries([{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY }]);
     // No membership change until everything in the log so far, our empty entry included, is
     // applied: a change proposed earlier by an old leader may still be in flight (the
     // single-server-change bug Ongaro described in 2015).
     this.pendingConfIndex = this.log.lastIndex();
+    if (!this.isVoter(this.id)) this.handOver(); // elected only to finish a removal
   }
 
   private appendEntries(es: Entry[]): void {
     const last = this.log.lastIndex();
     const stamped = es.map((e, i) => ({ ...e, term: this.term, index: last + 1 + i }));
     const li = this.log.append(stamped);
-    this.prs.get(this.id)!.maybeUpdate(li);
+    this.prs.get(this.id)?.maybeUpdate(li);
     // A single-node cluster commits at once.
     this.maybeCommit();
   }
@@ -446,7 +489,9 @@ export class Raft {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.electionElapsed >= this.randomizedElectionTimeout) {
+    // A node that cannot campaign keeps counting, so its leader lease runs out and it
+    // grants votes again when its leader is gone (else a learner could block an election).
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.step(msg({ type: MessageType.Hup, from: this.id }));
     }
@@ -461,8 +506,10 @@ export class Raft {
         this.step(msg({ type: MessageType.CheckQuorum, from: this.id }));
         if (this.role !== Role.Leader) return;
       }
-      // A transfer that did not finish within an election timeout is abandoned: lead on.
+      // A transfer that did not finish within an election timeout is abandoned: lead on
+      // (or, if this leader was removed, try handing over again).
       if (this.leadTransferee !== NONE) this.leadTransferee = NONE;
+      if (!this.isVoter(this.id)) this.handOver();
     }
     if (this.heartbeatElapsed >= this.heartbeatTimeout) {
       this.heartbeatElapsed = 0;
@@ -548,7 +595,7 @@ export class Raft {
         return OK;
       case MessageType.Prop: {
         invariant(m.entries.length > 0, "empty proposal");
-        // Removed from the configuration while leading: we are about to step down.
+        // Removed from the configuration while leading: only handing over now.
         if (!this.isVoter(this.id)) return NO_LEADER;
         if (this.leadTransferee !== NONE) return TRANSFERRING;
         let ents = m.entries;
@@ -571,6 +618,7 @@ export class Raft {
       case MessageType.TransferLeader:
         return this.startTransfer(m.from);
       case MessageType.ReadIndex:
+        if (!this.isVoter(this.id)) return NO_LEADER;
         if (this.voters.length === 1) {
           this.answerReadIndex(m, this.log.committed);
           return OK;
@@ -726,7 +774,10 @@ export class Raft {
         return OK;
       case MessageType.TimeoutNow:
         // The leader hands over: campaign at once, skipping pre-vote (the leader asked for it).
+        // The same message often carries the commit of the removal that caused it: then
+        // campaign as soon as that is applied, with the configuration it brings.
         if (this.canCampaign()) this.campaign(false, true);
+        else if (this.promotable() || this.log.committed > this.log.applied) this.deferredTransferCampaign = true;
         return OK;
       case MessageType.App:
         this.electionElapsed = 0;
@@ -793,12 +844,21 @@ export class Raft {
     return true;
   }
 
+  /** The driver advanced the applied index: a deferred transfer campaign may start now. */
+  onApplied(): void {
+    if (!this.deferredTransferCampaign || this.role === Role.Leader) return;
+    if (this.log.applied < this.log.committed) return;
+    this.deferredTransferCampaign = false;
+    if (this.canCampaign()) this.campaign(false, true);
+  }
+
   /**
    * The application applied a committed ConfChange entry: switch to the new
    * configuration. Returns it, for the application to persist with its state.
    */
   applyConfChange(cc: ConfChange): ConfState {
     const next = applyChange(this.confState(), cc);
+    if (cc.nodeId === this.id) this.removedSelf = cc.type === ConfChangeType.RemoveNode;
     this.switchToConfig(next);
     return next;
   }
@@ -826,7 +886,7 @@ export class Raft {
     this.voters = cs.voters.slice();
     if (this.role !== Role.Leader) return;
     if (!this.isVoter(this.id)) {
-      this.stepDownRemoved();
+      this.handOver();
       return;
     }
     if (this.leadTransferee !== NONE && !this.isVoter(this.leadTransferee)) this.leadTransferee = NONE;
@@ -836,12 +896,15 @@ export class Raft {
   }
 
   /**
-   * This leader was removed. Spread the commit index, ask the most caught-up
-   * voter to campaign at once (so the cluster is not leaderless for an
-   * election timeout), and step down.
+   * This leader was removed. It keeps leading only to hand over: it refuses
+   * proposals and reads, keeps replicating (so the others learn the removal is
+   * committed), and asks the most caught-up voter to campaign at once
+   * (TimeoutNow, sent as soon as that voter holds the whole log). It steps down
+   * when the new leader's term reaches it. Stepping down at once instead would
+   * leave a two-member cluster stuck if the last messages were lost: the
+   * survivor would still count the removed node in its quorum.
    */
-  private stepDownRemoved(): void {
-    this.bcastAppend();
+  private handOver(): void {
     let best: NodeId = NONE;
     let bestMatch = -1;
     for (const id of this.voters) {
@@ -851,8 +914,10 @@ export class Raft {
         bestMatch = pr.match;
       }
     }
-    if (best !== NONE && bestMatch === this.log.lastIndex()) this.sendTimeoutNow(best);
-    this.becomeFollower(this.term, NONE);
+    if (best === NONE) return;
+    this.leadTransferee = best;
+    if (bestMatch === this.log.lastIndex()) this.sendTimeoutNow(best);
+    else this.sendAppend(best);
   }
 
   private handleHeartbeat(m: Message): void {

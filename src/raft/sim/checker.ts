@@ -1,7 +1,7 @@
 // Safety invariants checked by the simulator after every action. Each check
 // throws with a description; the simulator adds the seed so the run replays.
 import type { Raft } from "../raft.ts";
-import { type Entry, type HardState, type NodeId, Role } from "../types.ts";
+import { type Entry, type HardState, type NodeId, Role, type Snapshot } from "../types.ts";
 
 const dec = new TextDecoder();
 const show = (e: Entry) => `${e.term}:${dec.decode(e.data)}`;
@@ -15,6 +15,8 @@ export class Checker {
   readonly committed = new Map<number, number>();
   /** index -> entry applied there by anyone. */
   readonly applied = new Map<number, string>();
+  /** index -> digest of the application's state right after applying it (snapshots must match). */
+  private stateAt = new Map<number, string>();
   maxCommitted = 0;
 
   leaderTerms(): number {
@@ -23,6 +25,15 @@ export class Checker {
 
   fail(what: string): never {
     throw new Error(`invariant: ${what}`);
+  }
+
+  /** The bootstrap entries every initial member starts with: committed from the outset. */
+  bootstrap(ents: Entry[]): void {
+    for (const e of ents) {
+      this.committed.set(e.index, e.term);
+      this.entries.set(`${e.index}:${e.term}`, { data: dec.decode(e.data), prevTerm: e.index === 1 ? 0 : e.term });
+    }
+    this.maxCommitted = Math.max(this.maxCommitted, ents.length);
   }
 
   /** Call after every action for each live node. */
@@ -39,7 +50,9 @@ export class Checker {
 
   /** A new leader's log must hold every entry committed before it was elected. */
   private checkLeaderCompleteness(id: NodeId, r: Raft): void {
+    const covered = r.log.firstIndex() - 1; // below: compacted into the leader's snapshot
     for (const [i, t] of this.committed) {
+      if (i < covered) continue;
       if (r.log.term(i) !== t) this.fail(`leader ${id} of term ${r.term} lacks committed entry ${i}/${t}`);
     }
   }
@@ -70,7 +83,8 @@ export class Checker {
   commitAdvanced(id: NodeId, r: Raft, from: number): void {
     const to = r.log.committed;
     if (to < from) this.fail(`node ${id} commit went back ${from} -> ${to}`);
-    for (let i = from + 1; i <= to; i++) {
+    // Indexes a freshly installed snapshot covers are checked at the snapshot's own index.
+    for (let i = Math.max(from + 1, r.log.firstIndex() - 1); i <= to; i++) {
       const t = r.log.term(i);
       if (t === undefined) this.fail(`node ${id} committed ${i} it does not hold`);
       const known = this.committed.get(i);
@@ -88,5 +102,19 @@ export class Checker {
     if (known === undefined) this.applied.set(e.index, s);
     else if (known !== s) this.fail(`node ${id} applied ${s} at ${e.index}, another applied ${known}`);
     if (this.committed.get(e.index) !== e.term) this.fail(`node ${id} applied ${e.index} not known committed`);
+  }
+
+  /** The application's state after applying index i (or installing a snapshot at i). */
+  state(id: NodeId, i: number, digest: string): void {
+    const known = this.stateAt.get(i);
+    if (known === undefined) this.stateAt.set(i, digest);
+    else if (known !== digest) this.fail(`node ${id} state at ${i} is ${digest}, another had ${known}`);
+  }
+
+  /** A snapshot taken or installed: its point must be a committed entry. */
+  snapshot(id: NodeId, s: Snapshot): void {
+    const t = this.committed.get(s.meta.index);
+    if (t === undefined) this.fail(`node ${id} snapshot at ${s.meta.index} is not known committed`);
+    if (t !== s.meta.term) this.fail(`node ${id} snapshot ${s.meta.index}/${s.meta.term} but ${s.meta.index}/${t} was committed`);
   }
 }

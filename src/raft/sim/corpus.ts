@@ -19,4 +19,8 @@ export const CORPUS: CorpusSeed[] = [
   { nodes: 3, seed: 39, why: "client get answered at its read index before the node applied up to it" },
   { nodes: 3, seed: 67, why: "client get answered at its read index before the node applied up to it" },
   { nodes: 3, seed: 223, why: "client get answered at its read index before the node applied up to it" },
+  // Membership, snapshots and transfers in the simulator (each failed before its fix).
+  { nodes: 1, seed: 4, why: "a learner joined after the leader's snapshot: the snapshot lacked it, it refused it forever" },
+  { nodes: 1, seed: 148, why: "a learner's leader lease never expired (it cannot campaign), so it refused every vote" },
+  { nodes: 1, seed: 151, why: "a removed leader lost leadership holding the longest log; the survivor could not win" },
 ];

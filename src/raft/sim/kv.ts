@@ -53,4 +53,26 @@ export class KvStore {
   get(key: string): string | null {
     return this.data.get(key) ?? null;
   }
+
+  /** The whole state, as a snapshot carries it. */
+  serialize(): Uint8Array {
+    return enc.encode(JSON.stringify({ data: [...this.data], done: [...this.done] }));
+  }
+
+  static restore(b: Uint8Array): KvStore {
+    const { data, done } = JSON.parse(dec.decode(b)) as {
+      data: [string, string][];
+      done: [string, boolean | null][];
+    };
+    const kv = new KvStore();
+    for (const [k, v] of data) kv.data.set(k, v);
+    for (const [k, v] of done) kv.done.set(k, v);
+    return kv;
+  }
+
+  /** A short fingerprint of the state: equal states, equal digests. */
+  digest(): string {
+    const keys = [...this.data.keys()].sort();
+    return `${keys.map((k) => `${k}=${this.data.get(k)}`).join(",")}#${this.done.size}`;
+  }
 }

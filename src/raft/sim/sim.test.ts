@@ -8,7 +8,7 @@ import { runAndCheck } from "./lincheck.ts";
 import { Simulator } from "./simulator.ts";
 
 const only = process.env.RAFT_SEED ? Number(process.env.RAFT_SEED) : undefined;
-const SEEDS = Number(process.env.RAFT_SEEDS ?? 400);
+const SEEDS = Number(process.env.RAFT_SEEDS ?? 1000);
 const STEPS = Number(process.env.RAFT_STEPS ?? 2000);
 
 for (const nodes of [1, 3, 5]) {
@@ -18,6 +18,7 @@ for (const nodes of [1, 3, 5]) {
     let reads = 0;
     let ops = 0;
     let returned = 0;
+    const faults = { snapshots: 0, installs: 0, confChanges: 0, transfers: 0 };
     const unknown: number[] = [];
     for (const seed of seeds) {
       const run = runAndCheck(nodes, seed, STEPS);
@@ -25,14 +26,22 @@ for (const nodes of [1, 3, 5]) {
       reads += run.stats.reads;
       ops += run.ops;
       returned += run.stats.clients.returned;
+      for (const k of Object.keys(faults) as (keyof typeof faults)[]) faults[k] += run.stats[k];
       if (run.verdict === "unknown") unknown.push(seed);
       if (only !== undefined) console.log(`seed ${seed}:`, run.stats, run.verdict);
     }
     if (only === undefined) {
       console.log(
         `${nodes} node(s): ${seeds.length} seeds, ${ops} client ops (${returned} answered), ` +
-          `linearizability unknown for ${unknown.length} seed(s)${unknown.length ? `: ${unknown.join(", ")}` : ""}`,
+          `linearizability unknown for ${unknown.length} seed(s)${unknown.length ? `: ${unknown.join(", ")}` : ""}; ` +
+          `snapshots ${faults.snapshots}, installed ${faults.installs}, conf changes applied ${faults.confChanges}, transfers ${faults.transfers}`,
       );
+      // The sweep must keep exercising snapshots, membership changes and transfers.
+      expect(faults.snapshots).toBeGreaterThan(seeds.length);
+      expect(faults.installs).toBeGreaterThan(seeds.length / 10);
+      // (Five stormy nodes often have no leader to take a change: fewer get through.)
+      expect(faults.confChanges).toBeGreaterThan(seeds.length / (nodes === 5 ? 4 : 1));
+      expect(faults.transfers).toBeGreaterThan(seeds.length / 10);
     }
     // The runs must make progress, not just stay safe by doing nothing.
     expect(committed).toBeGreaterThan(seeds.length * 5);
