@@ -1,0 +1,128 @@
+// The receiving side of the peer protocol, for one HTTP/2 stream: check the
+// headers (cluster, sender, target), then either deliver framed messages in
+// order (/raft/stream) or hand the stream to the snapshot receiver. A bad
+// stream is closed with a log line; nothing a peer sends can throw out of here.
+import { constants } from "node:http2";
+import type { NodeId } from "../raft/types.js";
+import { RateLimitedLog, type Env } from "./env.js";
+import { FrameDecoder } from "./framing.js";
+import { admit, H_CLUSTER, idToHex, SNAPSHOT_PATH, STREAM_PATH } from "./protocol.js";
+import { receiveSnapshot } from "./snapshot-receiver.js";
+import { errorText } from "./stream-writer.js";
+
+/** The subset of node:http2's ServerHttp2Stream we use. */
+export interface InboundStream {
+  respond(headers: Record<string, string | number>, options?: { endStream?: boolean }): void;
+  write(chunk: Uint8Array | string): boolean;
+  end(chunk?: Uint8Array | string): unknown;
+  close(code?: number): void;
+  pause(): unknown;
+  resume(): unknown;
+  on(event: string, fn: (...args: any[]) => void): unknown;
+  readonly destroyed: boolean;
+  readonly headersSent: boolean;
+}
+
+export interface InboundEnv extends Env {
+  snapshotDir: string;
+  /** Snapshots being received right now (bounded); stop() waits for their cleanup. */
+  snapshotsInFlight: { running: Set<Promise<void>>; max: number };
+}
+
+/** Answers a request with a status and a short text, then ends it. */
+export function refuse(env: Env, stream: InboundStream, status: number, text: string): void {
+  try {
+    if (stream.destroyed) return;
+    if (!stream.headersSent) {
+      stream.respond({ ":status": status, "content-type": "text/plain; charset=utf-8", [H_CLUSTER]: idToHex(env.clusterId) });
+    }
+    stream.end(text + "\n");
+  } catch {
+    // The peer went away while we answered: nothing left to tell it.
+  }
+}
+
+export function closeStream(stream: InboundStream, code: number = constants.NGHTTP2_PROTOCOL_ERROR): void {
+  try {
+    stream.close(code);
+  } catch {}
+}
+
+export function handleInbound(env: InboundEnv, stream: InboundStream, headers: Record<string, unknown>): void {
+  stream.on("error", () => {});
+  const path = headers[":path"];
+  if (path !== STREAM_PATH && path !== SNAPSHOT_PATH) {
+    refuse(env, stream, 404, "invalid path");
+    return;
+  }
+  const verdict = admit(headers, { id: env.localId, clusterId: env.clusterId, isRemoved: env.handlers.isRemoved });
+  if (!verdict.ok) {
+    env.log.warn(verdict.log, { ...verdict.fields, path, status: verdict.status });
+    refuse(env, stream, verdict.status, verdict.reason);
+    return;
+  }
+  if (path === SNAPSHOT_PATH) {
+    const slots = env.snapshotsInFlight;
+    if (slots.running.size >= slots.max) {
+      env.log.warn("refused snapshot: too many snapshots being received", { "remote-peer-id": idToHex(verdict.from), limit: slots.max });
+      refuse(env, stream, 503, "too many snapshots in flight");
+      return;
+    }
+    const run: Promise<void> = receiveSnapshot(env, stream, verdict.from)
+      .catch((err) => env.log.error("snapshot receiver failed", { error: errorText(err) }))
+      .finally(() => slots.running.delete(run));
+    slots.running.add(run);
+    return;
+  }
+  serveMessageStream(env, stream, verdict.from);
+}
+
+function serveMessageStream(env: Env, stream: InboundStream, from: NodeId): void {
+  try {
+    stream.respond({ ":status": 200, [H_CLUSTER]: idToHex(env.clusterId) });
+  } catch {
+    return;
+  }
+  env.log.debug("established a stream from remote peer", { "local-member-id": idToHex(env.localId), "remote-peer-id": idToHex(from) });
+  const decoder = new FrameDecoder(env.limits.maxMessageBytes);
+  const misaddressed = new RateLimitedLog(1000);
+  let broken = false;
+  const deliver = (payload: Uint8Array) => {
+    const m = env.codec.decode(payload);
+    if (m.to !== env.localId || m.from !== from) {
+      misaddressed.hit((n) =>
+        env.log.warn("ignored peer message addressed to another member", {
+          "local-member-id": idToHex(env.localId),
+          "remote-peer-id": idToHex(from),
+          "message-from": idToHex(m.from),
+          "message-to": idToHex(m.to),
+          suppressed: n,
+        }),
+      );
+      return;
+    }
+    try {
+      env.handlers.onMessage(m);
+    } catch (err) {
+      // The member's bug, not the peer's: keep the stream.
+      env.log.error("peer message handler failed", { "remote-peer-id": idToHex(from), "message-type": m.type, error: errorText(err) });
+    }
+  };
+  stream.on("data", (chunk: Uint8Array) => {
+    if (broken) return;
+    try {
+      decoder.push(chunk, deliver);
+    } catch (err) {
+      broken = true;
+      env.log.warn("closed malformed stream from remote peer", {
+        "local-member-id": idToHex(env.localId),
+        "remote-peer-id": idToHex(from),
+        error: errorText(err),
+      });
+      closeStream(stream);
+    }
+  });
+  stream.on("close", () => {
+    env.log.debug("stream from remote peer closed", { "remote-peer-id": idToHex(from), "buffered-bytes": decoder.buffered });
+  });
+}

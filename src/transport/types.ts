@@ -1,0 +1,108 @@
+// The transport's public shapes: the codec it is given, the member's handlers
+// it calls, its limits and their defaults. No behaviour lives here.
+import type { Message, NodeId } from "../raft/types.js";
+import type { ServerTlsOptions } from "../api/tls.js";
+
+/** Turns a Raft message into bytes and back; the transport never looks inside. */
+export interface Codec {
+  encode(m: Message): Uint8Array;
+  /** Throws on bytes that are not a message: the stream that sent them is closed. */
+  decode(b: Uint8Array): Message;
+}
+
+/** The part of src/log.ts the transport uses (tests pass a recording one). */
+export interface TransportLogger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** What the member is told, and what it supplies. Every callback is optional except onMessage. */
+export interface TransportHandlers {
+  /** A message from a peer, in the order that peer sent it. */
+  onMessage(m: Message): void;
+  /** A message to `peerId` could not be sent (not connected, queue full, stream failed). */
+  onUnreachable?(peerId: NodeId): void;
+  /** A Snap message to `peerId` finished: delivered and installed by the peer (true) or failed. */
+  onSnapshotStatus?(peerId: NodeId, ok: boolean): void;
+  /**
+   * A snapshot from a peer is on disk at `dataFile` (fsynced, renamed into place; the member
+   * owns the file from now on). The sender hears success once this returns (or resolves).
+   */
+  onSnapshot?(m: Message, dataFile: string): void | Promise<void>;
+  /**
+   * The bytes of an outgoing snapshot's state, streamed (they are not in m.snapshot.data for
+   * big states). Without it only what the encoded message carries is sent.
+   */
+  openSnapshotData?(m: Message): AsyncIterable<Uint8Array>;
+  /** Whether `peerId` was removed from the cluster: its streams are refused with 410. */
+  isRemoved?(peerId: NodeId): boolean;
+  /** Peer `peerId` refused us with 410: this member was removed from the cluster. */
+  onPeerRemovedUs?(peerId: NodeId): void;
+}
+
+/** TLS for the peer port (etcd's --peer-* flags). */
+export interface PeerTlsOptions {
+  /** Server side, as src/api/tls.ts builds it (requestCert + rejectUnauthorized = client-cert-auth). */
+  server?: ServerTlsOptions;
+  /** Client side: our certificate (for client-cert-auth peers) and the CA we trust. */
+  client?: {
+    cert?: string | Buffer;
+    key?: string | Buffer;
+    ca?: string | Buffer | Array<string | Buffer>;
+    /** Verify the peer's certificate (default true; etcd's --peer-auto-tls turns it off). */
+    rejectUnauthorized?: boolean;
+  };
+}
+
+export interface TransportLimits {
+  /** Messages waiting for one peer before new ones are dropped. */
+  maxQueueMessages: number;
+  /** Encoded bytes waiting for one peer before new messages are dropped. */
+  maxQueueBytes: number;
+  /** Largest single encoded message accepted on an inbound stream (or sent). */
+  maxMessageBytes: number;
+  /** Largest snapshot data accepted (and sent). */
+  maxSnapshotBytes: number;
+  /** A snapshot transfer that makes no progress this long fails (both sides). */
+  snapshotIdleTimeoutMs: number;
+  /** Connecting to one URL gives up after this long. */
+  dialTimeoutMs: number;
+  /** Reconnect backoff bounds. */
+  backoffMinMs: number;
+  backoffMaxMs: number;
+  /** Largest single write of snapshot data. */
+  snapshotChunkBytes: number;
+  /** stop() waits at most this long for connections to close before destroying them. */
+  stopTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: TransportLimits = {
+  maxQueueMessages: 4096,
+  maxQueueBytes: 64 * 1024 * 1024,
+  maxMessageBytes: 64 * 1024 * 1024,
+  maxSnapshotBytes: 8 * 1024 * 1024 * 1024,
+  snapshotIdleTimeoutMs: 30_000,
+  dialTimeoutMs: 3_000,
+  backoffMinMs: 100,
+  backoffMaxMs: 2_000,
+  snapshotChunkBytes: 256 * 1024,
+  stopTimeoutMs: 2_000,
+};
+
+export interface TransportOptions extends TransportHandlers {
+  /** This member's id. */
+  id: NodeId;
+  clusterId: bigint;
+  codec: Codec;
+  /** --listen-peer-urls: http:// or https:// (https needs tls.server). */
+  listenUrls: string[];
+  /** Where received snapshot files are written (created if missing). */
+  snapshotDir: string;
+  tls?: PeerTlsOptions;
+  logger?: TransportLogger;
+  limits?: Partial<TransportLimits>;
+  /** Source of backoff jitter in [0, 1) (default Math.random; tests inject a seeded one). */
+  random?: () => number;
+}
