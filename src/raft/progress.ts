@@ -11,10 +11,14 @@ export enum ProgressState {
   Snapshot = "Snapshot",
 }
 
-/** A bounded window of App messages sent but not yet acknowledged. */
+/**
+ * A bounded window of App messages sent but not yet acknowledged. A queue with
+ * a moving head (compacted now and then), so an acknowledgement costs no copy.
+ */
 export class Inflights {
   private lastIndexes: number[] = [];
   private sizes: number[] = [];
+  private head = 0;
   private bytes = 0;
 
   constructor(
@@ -26,7 +30,7 @@ export class Inflights {
 
   add(lastIndex: number, bytes: number): void {
     invariant(!this.full(), "add to full inflights");
-    const prev = this.lastIndexes[this.lastIndexes.length - 1];
+    const prev = this.count() > 0 ? this.lastIndexes[this.lastIndexes.length - 1] : undefined;
     invariant(prev === undefined || lastIndex > prev, `inflight ${lastIndex} not increasing after ${prev}`);
     this.lastIndexes.push(lastIndex);
     this.sizes.push(bytes);
@@ -35,32 +39,41 @@ export class Inflights {
 
   /** Acknowledge every message whose last index is <= index. */
   freeLE(index: number): void {
-    let n = 0;
-    while (n < this.lastIndexes.length && this.lastIndexes[n] <= index) {
-      this.bytes -= this.sizes[n];
-      n++;
+    const n = this.lastIndexes.length;
+    let h = this.head;
+    while (h < n && this.lastIndexes[h] <= index) {
+      this.bytes -= this.sizes[h];
+      h++;
     }
-    if (n > 0) {
-      this.lastIndexes = this.lastIndexes.slice(n);
-      this.sizes = this.sizes.slice(n);
+    if (h === n) {
+      this.reset();
+      return;
+    }
+    this.head = h;
+    // Drop the acknowledged prefix once it is most of the arrays (amortized O(1)).
+    if (h > 64 && h * 2 > n) {
+      this.lastIndexes = this.lastIndexes.slice(h);
+      this.sizes = this.sizes.slice(h);
+      this.head = 0;
     }
   }
 
   freeFirst(): void {
-    if (this.lastIndexes.length > 0) this.freeLE(this.lastIndexes[0]);
+    if (this.count() > 0) this.freeLE(this.lastIndexes[this.head]);
   }
 
   full(): boolean {
-    return this.lastIndexes.length >= this.maxCount || this.bytes >= this.maxBytes;
+    return this.count() >= this.maxCount || this.bytes >= this.maxBytes;
   }
 
   count(): number {
-    return this.lastIndexes.length;
+    return this.lastIndexes.length - this.head;
   }
 
   reset(): void {
-    this.lastIndexes = [];
-    this.sizes = [];
+    this.lastIndexes.length = 0;
+    this.sizes.length = 0;
+    this.head = 0;
     this.bytes = 0;
   }
 }

@@ -387,7 +387,10 @@ export class Raft {
 
   private appendEntries(es: Entry[]): void {
     const last = this.log.lastIndex();
-    const stamped = es.map((e, i) => ({ ...e, term: this.term, index: last + 1 + i }));
+    const stamped: Entry[] = new Array(es.length);
+    for (let i = 0; i < es.length; i++) {
+      stamped[i] = { term: this.term, index: last + 1 + i, type: es[i].type, data: es[i].data };
+    }
     const li = this.log.append(stamped);
     this.prs.get(this.id)?.maybeUpdate(li);
     // A single-node cluster commits at once.

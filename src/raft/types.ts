@@ -113,21 +113,27 @@ export interface Message {
   snapshot?: Snapshot;
 }
 
+/** Shared empty entry list (never mutated). */
+const NO_ENTRIES: Entry[] = [];
+
 /** Build a message with defaults, so call sites only name what matters. */
 export function msg(m: Partial<Message> & { type: MessageType }): Message {
-  return {
-    from: NONE,
-    to: NONE,
-    term: 0,
-    logTerm: 0,
-    index: 0,
-    entries: [],
-    commit: 0,
-    reject: false,
-    rejectHint: 0,
-    context: EMPTY,
-    ...m,
+  // Field by field rather than a spread over defaults: this runs for every message.
+  const out: Message = {
+    type: m.type,
+    from: m.from ?? NONE,
+    to: m.to ?? NONE,
+    term: m.term ?? 0,
+    logTerm: m.logTerm ?? 0,
+    index: m.index ?? 0,
+    entries: m.entries ?? NO_ENTRIES,
+    commit: m.commit ?? 0,
+    reject: m.reject ?? false,
+    rejectHint: m.rejectHint ?? 0,
+    context: m.context ?? EMPTY,
   };
+  if (m.snapshot !== undefined) out.snapshot = m.snapshot;
+  return out;
 }
 
 export const EMPTY = new Uint8Array(0);
