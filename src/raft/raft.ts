@@ -109,8 +109,13 @@ export class Raft {
   leadTransferee: NodeId = NONE;
   /** This node applied a change removing itself (re-applied from the log after a restart). */
   private removedSelf = false;
-  /** A TimeoutNow arrived while committed conf changes were unapplied: campaign once they are. */
+  /**
+   * A TimeoutNow arrived while committed conf changes were unapplied: campaign once they
+   * are, within the ticks left here (the leader abandons a transfer after an election
+   * timeout; campaigning later would depose a healthy leader).
+   */
   private deferredTransferCampaign = false;
+  private deferredTransferTicks = 0;
   /** Outgoing messages, drained by the node into a Ready. */
   msgs: Message[] = [];
   readStates: ReadState[] = [];
@@ -185,14 +190,17 @@ export class Raft {
 
   /**
    * May this node campaign? A voter of its own configuration may; a learner or
-   * a joining node may not. A node that applied its own removal may too, only
-   * to finish handing over: it counts votes of the new configuration alone
-   * (never its own), so any quorum it wins overlaps every other one. Without
-   * this, a removed leader that lost leadership while holding the longest log
-   * would refuse the survivors' votes forever and could not win one itself.
+   * a joining node may not. A node that applied its own removal may too while
+   * it holds entries beyond its commit index, only to finish handing over: it
+   * counts votes of the new configuration alone (never its own), so any quorum
+   * it wins overlaps every other one. Without this, a removed leader that lost
+   * leadership while holding the longest log would refuse the survivors' votes
+   * forever and could not win one itself. A removed node with nothing
+   * uncommitted is never needed, and must not disturb the cluster.
    */
   promotable(): boolean {
-    return this.isVoter(this.id) || (this.removedSelf && this.voters.length > 0);
+    if (this.isVoter(this.id)) return true;
+    return this.removedSelf && this.voters.length > 0 && this.log.lastIndex() > this.log.committed;
   }
 
   hardState(): HardState {
@@ -486,6 +494,7 @@ export class Raft {
   // ---- time ----------------------------------------------------------------
 
   tick(): void {
+    if (this.deferredTransferCampaign && --this.deferredTransferTicks <= 0) this.deferredTransferCampaign = false;
     if (this.role === Role.Leader) this.tickHeartbeat();
     else this.tickElection();
   }
@@ -602,6 +611,10 @@ export class Raft {
         if (!this.isVoter(this.id)) return NO_LEADER;
         if (this.leadTransferee !== NONE) return TRANSFERRING;
         let ents = m.entries;
+        // A local caller's batch is refused whole, before anything is recorded.
+        let confs = 0;
+        for (const e of ents) if (e.type === EntryType.ConfChange) confs++;
+        if (m.from === this.id && confs > 0 && (this.pendingConfIndex > this.log.applied || confs > 1)) return CONF_PENDING;
         for (let i = 0; i < ents.length; i++) {
           if (ents[i].type !== EntryType.ConfChange) continue;
           if (this.pendingConfIndex > this.log.applied) {
@@ -780,7 +793,10 @@ export class Raft {
         // The same message often carries the commit of the removal that caused it: then
         // campaign as soon as that is applied, with the configuration it brings.
         if (this.canCampaign()) this.campaign(false, true);
-        else if (this.promotable() || this.log.committed > this.log.applied) this.deferredTransferCampaign = true;
+        else if (this.promotable() || this.log.committed > this.log.applied) {
+          this.deferredTransferCampaign = true;
+          this.deferredTransferTicks = this.electionTimeout;
+        }
         return OK;
       case MessageType.App:
         this.electionElapsed = 0;
@@ -831,6 +847,7 @@ export class Raft {
 
   /** Install a leader's snapshot; false when it brings nothing new. */
   private restore(snap: Snapshot): boolean {
+    invariant(this.role === Role.Follower, `restore as ${this.role}`);
     const { index, term, confState } = snap.meta;
     if (index <= this.log.committed) return false;
     if (!confState.voters.includes(this.id) && !confState.learners.includes(this.id)) {

@@ -163,6 +163,9 @@ export class Simulator {
       checkQuorum: this.checkQuorum,
       maxSizePerMsg: this.maxSizePerMsg,
       maxInflightMsgs: this.maxInflightMsgs,
+      // Even seeds apply one entry per Ready: committed-but-unapplied windows (conf changes
+      // included) stay open across other events.
+      maxCommittedSizePerReady: this.opts.seed % 2 === 0 ? 1 : undefined,
     });
     n.applied = snap.meta.index;
     if (snap.meta.index > 0) this.restoreApp(n, snap.data);
@@ -250,11 +253,15 @@ export class Simulator {
     // Like etcd's membership store, the app refuses to bring back a removed member
     // (a stale operator request): the change is applied with no node, i.e. as nothing.
     if (cc.type !== ConfChangeType.RemoveNode && n.removedPeers.has(cc.nodeId)) cc = { ...cc, nodeId: 0n };
+    const before = n.conf;
     n.conf = n.node!.applyConfChange(cc);
     if (index > this.opts.nodes) this.changesApplied.add(index); // not a bootstrap entry
     this.stats.confChanges = this.changesApplied.size;
     if (cc.type !== ConfChangeType.RemoveNode) return;
-    n.removedPeers.add(cc.nodeId);
+    // Only a removal that took effect (the last voter is never removed).
+    const was = before.voters.includes(cc.nodeId) || before.learners.includes(cc.nodeId);
+    const is = n.conf.voters.includes(cc.nodeId) || n.conf.learners.includes(cc.nodeId);
+    if (was && !is) n.removedPeers.add(cc.nodeId);
   }
 
   private shutDownRemoved(n: SimNode): void {
