@@ -5,10 +5,11 @@
 // protobuf-es works on its own message objects (the conversion from and to the
 // src/raft/types.ts shapes it would also need is not counted: its best case).
 //   bun bench/codec.ts [--ms=1000]     (time per measurement)
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { EntrySchema, MessageSchema as PbMessageSchema } from "../src/gen/tsetcdpb/raft_pb.ts";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { MessageSchema as PbMessageSchema } from "../src/gen/tsetcdpb/raft_pb.ts";
 import { EntryType, type Message, MessageType, msg } from "../src/raft/types.ts";
-import { decodeMessage, encodeMessage, messageTypeToNumber } from "../src/transport/codec.ts";
+import { decodeMessage, encodeMessage } from "../src/transport/codec.ts";
+import { toPb } from "../src/transport/codec-pb.ts";
 
 const arg = (name: string, dflt: number) => {
   const a = process.argv.find((s) => s.startsWith(`--${name}=`));
@@ -45,24 +46,6 @@ const heartbeat: Message = msg({
   commit: 999_990,
   context: payload(8, 1),
 });
-
-function toPb(m: Message) {
-  return create(PbMessageSchema, {
-    type: messageTypeToNumber(m.type),
-    to: m.to,
-    from: m.from,
-    term: BigInt(m.term),
-    logTerm: BigInt(m.logTerm),
-    index: BigInt(m.index),
-    entries: m.entries.map((e) =>
-      create(EntrySchema, { type: e.type as number, term: BigInt(e.term), index: BigInt(e.index), data: e.data }),
-    ),
-    commit: BigInt(m.commit),
-    reject: m.reject,
-    rejectHint: BigInt(m.rejectHint),
-    context: m.context,
-  });
-}
 
 let sink = 0;
 

@@ -126,11 +126,6 @@ export function applyChange(cs: ConfState, cc: ConfChange): ConfState {
   }
 }
 
-export function confStateEqual(a: ConfState, b: ConfState): boolean {
-  const same = (x: NodeId[], y: NodeId[]) => x.length === y.length && x.every((v) => y.includes(v));
-  return same(a.voters, b.voters) && same(a.learners, b.learners);
-}
-
 /**
  * The log a brand-new cluster starts from (etcd's bootstrap): one committed
  * ConfChange entry per initial member at term 1, indexes 1..n. Every initial

@@ -90,10 +90,6 @@ export interface Snapshot {
   data: Uint8Array;
 }
 
-export function isEmptySnapshot(s: Snapshot | undefined): boolean {
-  return s === undefined || s.meta.index === 0;
-}
-
 export interface Message {
   type: MessageType;
   from: NodeId;

@@ -3,12 +3,9 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   ConfChangeSchema,
   ConfStateSchema,
-  EntrySchema,
   HardStateSchema,
   MessageSchema as PbMessageSchema,
-  type Message as PbMessage,
   SnapshotMetadataSchema,
-  SnapshotSchema,
 } from "../gen/tsetcdpb/raft_pb.ts";
 import {
   type ConfChange,
@@ -45,6 +42,7 @@ import {
   messageTypeFromNumber,
   messageTypeToNumber,
 } from "./codec.ts";
+import { confToPb, fromPb, metaToPb, toPb } from "./codec-pb.ts";
 
 const U64_MAX = 0xffffffffffffffffn;
 const ALL_TYPES = Object.values(MessageType) as MessageType[];
@@ -61,67 +59,6 @@ function varint(v: bigint): number[] {
   }
   out.push(Number(v));
   return out;
-}
-
-// --- conversions to and from the protobuf-es generated types ---
-
-function confToPb(c: ConfState) {
-  return create(ConfStateSchema, { voters: c.voters, learners: c.learners });
-}
-
-function metaToPb(m: SnapshotMeta) {
-  return create(SnapshotMetadataSchema, {
-    confState: confToPb(m.confState),
-    index: BigInt(m.index),
-    term: BigInt(m.term),
-  });
-}
-
-function toPb(m: Message): PbMessage {
-  return create(PbMessageSchema, {
-    type: messageTypeToNumber(m.type),
-    to: m.to,
-    from: m.from,
-    term: BigInt(m.term),
-    logTerm: BigInt(m.logTerm),
-    index: BigInt(m.index),
-    entries: m.entries.map((e) =>
-      create(EntrySchema, { type: e.type as number, term: BigInt(e.term), index: BigInt(e.index), data: e.data }),
-    ),
-    commit: BigInt(m.commit),
-    snapshot: m.snapshot && create(SnapshotSchema, { data: m.snapshot.data, metadata: metaToPb(m.snapshot.meta) }),
-    reject: m.reject,
-    rejectHint: BigInt(m.rejectHint),
-    context: m.context,
-  });
-}
-
-function fromPb(p: PbMessage): Message {
-  const m: Message = msg({
-    type: messageTypeFromNumber(p.type),
-    to: p.to,
-    from: p.from,
-    term: Number(p.term),
-    logTerm: Number(p.logTerm),
-    index: Number(p.index),
-    entries: p.entries.map((e) => ({ type: e.type as number, term: Number(e.term), index: Number(e.index), data: e.data })),
-    commit: Number(p.commit),
-    reject: p.reject,
-    rejectHint: Number(p.rejectHint),
-    context: p.context,
-  });
-  if (p.snapshot) {
-    const md = p.snapshot.metadata;
-    m.snapshot = {
-      data: p.snapshot.data,
-      meta: {
-        index: Number(md?.index ?? 0n),
-        term: Number(md?.term ?? 0n),
-        confState: { voters: md?.confState?.voters ?? [], learners: md?.confState?.learners ?? [] },
-      },
-    };
-  }
-  return m;
 }
 
 // --- random messages from the seeded PRNG ---

@@ -22,6 +22,11 @@ export function decodeCommand(e: Entry): KvCommand | undefined {
   return JSON.parse(dec.decode(e.data)) as KvCommand;
 }
 
+export interface KvState {
+  data: [string, string][];
+  done: [string, boolean | null][];
+}
+
 export class KvStore {
   readonly data = new Map<string, string>();
   /**
@@ -54,19 +59,15 @@ export class KvStore {
     return this.data.get(key) ?? null;
   }
 
-  /** The whole state, as a snapshot carries it. */
-  serialize(): Uint8Array {
-    return enc.encode(JSON.stringify({ data: [...this.data], done: [...this.done] }));
+  /** The whole state as plain data, for a snapshot (JSON-serializable). */
+  state(): KvState {
+    return { data: [...this.data], done: [...this.done] };
   }
 
-  static restore(b: Uint8Array): KvStore {
-    const { data, done } = JSON.parse(dec.decode(b)) as {
-      data: [string, string][];
-      done: [string, boolean | null][];
-    };
+  static fromState(st: KvState): KvStore {
     const kv = new KvStore();
-    for (const [k, v] of data) kv.data.set(k, v);
-    for (const [k, v] of done) kv.done.set(k, v);
+    for (const [k, v] of st.data) kv.data.set(k, v);
+    for (const [k, v] of st.done) kv.done.set(k, v);
     return kv;
   }
 

@@ -7,7 +7,7 @@ import { MemoryStorage, copyConfState, emptyConfState } from "../storage.ts";
 import { type ConfChange, ConfChangeType, type ConfState, EntryType, type Message, MessageType, type NodeId, Role } from "../types.ts";
 import { Checker } from "./checker.ts";
 import { Clients } from "./clients.ts";
-import { KvStore } from "./kv.ts";
+import { type KvState, KvStore } from "./kv.ts";
 import { mulberry32 as seededRandom } from "../../testing/prng.ts";
 
 /** Converge rounds during which clients keep issuing requests to the healed cluster. */
@@ -300,13 +300,12 @@ export class Simulator {
    * refuses them).
    */
   private appSnapshot(n: SimNode): Uint8Array {
-    const kv = new TextDecoder().decode(n.kv.serialize());
-    return new TextEncoder().encode(JSON.stringify({ kv, removed: [...n.removedPeers].map(String) }));
+    return new TextEncoder().encode(JSON.stringify({ kv: n.kv.state(), removed: [...n.removedPeers].map(String) }));
   }
 
   private restoreApp(n: SimNode, data: Uint8Array): void {
-    const { kv, removed } = JSON.parse(new TextDecoder().decode(data)) as { kv: string; removed: string[] };
-    n.kv = KvStore.restore(new TextEncoder().encode(kv));
+    const { kv, removed } = JSON.parse(new TextDecoder().decode(data)) as { kv: KvState; removed: string[] };
+    n.kv = KvStore.fromState(kv);
     for (const id of removed) n.removedPeers.add(BigInt(id));
   }
 
