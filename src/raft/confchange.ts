@@ -74,7 +74,7 @@ export function decodeConfChange(b: Uint8Array): ConfChange {
       const v = varint();
       if (field === 2) {
         const t = Number(v);
-        if (t !== ConfChangeType.AddNode && t !== ConfChangeType.RemoveNode && t !== ConfChangeType.AddLearnerNode) {
+        if (t !== ConfChangeType.AddNode && t !== ConfChangeType.RemoveNode && t !== ConfChangeType.UpdateNode && t !== ConfChangeType.AddLearnerNode) {
           throw new ConfChangeDecodeError(`unsupported conf change type ${t}`);
         }
         cc.type = t;
@@ -123,6 +123,8 @@ export function applyChange(cs: ConfState, cc: ConfChange): ConfState {
     case ConfChangeType.RemoveNode:
       if (isVoter && voters.length === 0) return cs; // never remove the last voter
       return { voters, learners };
+    case ConfChangeType.UpdateNode:
+      return cs;
   }
 }
 

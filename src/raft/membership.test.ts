@@ -24,6 +24,15 @@ describe("conf change encoding and rules", () => {
     expect(() => decodeConfChange(new Uint8Array([0x10, 9]))).toThrow(/unsupported/);
   });
 
+  test("UpdateNode (etcd's member update) leaves the configuration as it is", () => {
+    const cs = { voters: [1n, 2n], learners: [3n] };
+    for (const nodeId of [1n, 3n, 9n]) {
+      expect(applyChange(cs, { type: ConfChangeType.UpdateNode, nodeId, context: enc("{}") })).toEqual(cs);
+    }
+    const cc = { type: ConfChangeType.UpdateNode, nodeId: 2n, context: enc("x") };
+    expect(decodeConfChange(encodeConfChange(cc))).toEqual(cc);
+  });
+
   test("applyChange: idempotent adds, promotion, no demotion, never the last voter", () => {
     const cs = { voters: [1n, 2n], learners: [3n] };
     expect(applyChange(cs, add(1n))).toBe(cs); // re-applied after a restart: no change

@@ -878,7 +878,7 @@ export class Raft {
    */
   applyConfChange(cc: ConfChange): ConfState {
     const next = applyChange(this.confState(), cc);
-    if (cc.nodeId === this.id) this.removedSelf = cc.type === ConfChangeType.RemoveNode;
+    if (cc.nodeId === this.id && cc.type !== ConfChangeType.UpdateNode) this.removedSelf = cc.type === ConfChangeType.RemoveNode;
     this.switchToConfig(next);
     return next;
   }

@@ -61,6 +61,8 @@ export enum ConfChangeType {
   /** Add a voter, or promote a learner to voter. */
   AddNode = 0,
   RemoveNode = 1,
+  /** etcd's ConfChangeUpdateNode: no effect on the configuration; the application updates member data (peer URLs). */
+  UpdateNode = 2,
   /** Add a learner (a voter cannot be demoted this way: that would need joint consensus). */
   AddLearnerNode = 3,
 }
