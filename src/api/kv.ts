@@ -28,13 +28,19 @@ export function kvService(member: Member, maxTxnOps: number): ServiceImpl {
     },
     txn(req: TxnRequest) {
       validateTxn(req, maxTxnOps);
-      if (isReadOnly(req)) return member.readTxn(req);
+      if (isReadOnly(req)) return member.readTxn(req, isSerializable(req));
       return member.propose({ case: "txn", value: req });
     },
     compact(req: CompactionRequest) {
       return member.propose({ case: "compaction", value: req });
     },
   };
+}
+
+/** etcd's isTxnSerializable: every op a serializable range (a nested txn is not). */
+function isSerializable(req: TxnRequest): boolean {
+  const ser = (op: RequestOp): boolean => op.request.case === "requestRange" && op.request.value.serializable;
+  return req.success.every(ser) && req.failure.every(ser);
 }
 
 function isReadOnly(req: TxnRequest): boolean {

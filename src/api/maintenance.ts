@@ -1,4 +1,4 @@
-// The Maintenance service: what a single member can answer today.
+// The Maintenance service.
 import { create } from "@bufbuild/protobuf";
 import {
   AlarmRequest_AlarmAction,
@@ -8,6 +8,8 @@ import {
   HashResponseSchema,
   type AlarmRequest,
   type HashKVRequest,
+  type MoveLeaderRequest,
+  MoveLeaderResponseSchema,
 } from "../gen/etcdserverpb/rpc_pb.js";
 import type { Member } from "../server/member.js";
 import type { ServiceImpl } from "./context.js";
@@ -33,6 +35,10 @@ export function maintenanceService(member: Member): ServiceImpl {
       const resp = await member.propose({ case: "alarm", value: req });
       resp.header = undefined;
       return resp;
+    },
+    async moveLeader(req: MoveLeaderRequest) {
+      await member.moveLeader(req.targetID);
+      return create(MoveLeaderResponseSchema, { header: member.header() });
     },
     defragment() {
       member.defragment();

@@ -7,6 +7,7 @@ import type { Member } from "../server/member.js";
 import type { ServiceRegistration } from "./context.js";
 import { kvService } from "./kv.js";
 import { maintenanceService } from "./maintenance.js";
+import { clusterService } from "./cluster.js";
 
 export function allServices(member: Member, opts: { maxTxnOps: number }): ServiceRegistration[] {
   return [
@@ -14,7 +15,7 @@ export function allServices(member: Member, opts: { maxTxnOps: number }): Servic
     { service: Maintenance, impl: maintenanceService(member) },
     { service: Watch, impl: {} },
     { service: Lease, impl: {} },
-    { service: Cluster, impl: {} },
+    { service: Cluster, impl: clusterService(member.clusterOps, () => member.header()) },
     { service: Auth, impl: {} },
     { service: Lock, impl: {} },
     { service: Election, impl: {} },

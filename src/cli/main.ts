@@ -41,6 +41,24 @@ async function main(): Promise<number> {
     initialAdvertisePeerUrls: c.initialAdvertisePeerUrls,
     initialCluster: c.initialCluster,
     initialClusterToken: c.initialClusterToken,
+    initialClusterState: c.initialClusterState as "new" | "existing",
+    listenPeerUrls: c.listenPeerUrls,
+    heartbeatIntervalMs: c.heartbeatInterval,
+    electionTimeoutMs: c.electionTimeout,
+    snapshotCount: c.snapshotCount,
+    preVote: c.preVote,
+    strictReconfigCheck: c.strictReconfigCheck,
+    peerTlsConfig: {
+      peerCertFile: c.peerCertFile,
+      peerKeyFile: c.peerKeyFile,
+      peerTrustedCaFile: c.peerTrustedCaFile,
+      peerClientCertAuth: c.peerClientCertAuth,
+      peerAutoTls: c.peerAutoTls,
+      peerClientCertFile: c.peerClientCertFile,
+      peerClientKeyFile: c.peerClientKeyFile,
+      peerCertAllowedCn: c.peerCertAllowedCn,
+      selfSignedCertValidity: c.selfSignedCertValidity,
+    },
     maxRequestBytes: c.maxRequestBytes,
     quotaBackendBytes: effectiveQuotaBytes(c.quotaBackendBytes) ?? Number.POSITIVE_INFINITY,
     listenClientUrls: c.listenClientUrls,
@@ -59,6 +77,10 @@ async function main(): Promise<number> {
   });
 
   return new Promise<number>((resolve) => {
+    server.onFatal((reason) => {
+      log.error("member stopped", { reason });
+      resolve(1);
+    });
     const onSignal = (signal: string) => {
       log.info("received signal; shutting down", { signal });
       server.stop().then(

@@ -12,6 +12,9 @@ import { clientTlsOptions, type ClientTlsConfig } from "../api/tls.js";
 import { log } from "../log.js";
 import { API_VERSION } from "../version.js";
 import { Member, type MemberConfig } from "./member.js";
+import { parseInitialCluster } from "./ids.js";
+import { joinExistingCluster } from "./join.js";
+import { peerTlsOptions, type PeerTlsConfig } from "./peer-tls.js";
 
 /** gRPC's receive limit sits above --max-request-bytes so the member can answer "request is too large" itself (as etcd). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -20,6 +23,8 @@ const MAX_SEND_BYTES = 2 ** 31 - 1;
 const DRAIN_MS = 5_000;
 
 export interface StartOptions extends MemberConfig {
+  /** etcd's --peer-* TLS flags (src/server/peer-tls.ts). */
+  peerTlsConfig: Omit<PeerTlsConfig, "dataDir" | "listenPeerUrls">;
   listenClientUrls: string[];
   advertiseClientUrls: string[];
   maxTxnOps: number;
@@ -31,10 +36,26 @@ export interface StartOptions extends MemberConfig {
 export interface RunningServer {
   member: Member;
   stop(): Promise<void>;
+  /** Called once the member stopped on its own (removed from the cluster, or a failed write). */
+  onFatal(cb: (reason: string) => void): void;
 }
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
-  const member = Member.open(opts);
+  const peerTls = await peerTlsOptions({ ...opts.peerTlsConfig, dataDir: opts.dataDir, listenPeerUrls: opts.listenPeerUrls });
+  const member = await Member.open({
+    ...opts,
+    peerTls,
+    joinCluster: () =>
+      joinExistingCluster({ name: opts.name, initialCluster: parseInitialCluster(opts.initialCluster), tls: peerTls?.client }),
+  });
+  let fatal: ((reason: string) => void) | undefined;
+  member.onFatal = (reason) => fatal?.(reason);
+  try {
+    await member.start();
+  } catch (err) {
+    await member.stop().catch(() => {});
+    throw err;
+  }
   const services = allServices(member, { maxTxnOps: opts.maxTxnOps });
   const maxRecvBytes = opts.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   const grpc = new GrpcServer(services, { maxRecvBytes, maxSendBytes: MAX_SEND_BYTES });
@@ -62,11 +83,6 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     await port.listen(hosts[i], Number(url.port || 2379), url.protocol === "https:" ? tlsOptions : undefined);
     ports.push(port);
   }
-  log.info("published local member to cluster through raft", {
-    "local-member-id": member.memberId,
-    "local-member-attributes": JSON.stringify({ Name: opts.name, ClientURLs: opts.advertiseClientUrls }),
-    "cluster-id": member.clusterId,
-  });
   for (const url of urls) {
     log.info("ready to serve client requests");
     if (url.protocol === "http:") log.warn("serving client traffic insecurely; this is strongly discouraged!", { address: url.host });
@@ -79,8 +95,18 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       for (const p of ports) p.close();
       const deadline = Date.now() + DRAIN_MS;
       while (grpc.active.size > 0 && Date.now() < deadline) await Bun.sleep(10);
-      member.stop();
+      await member.stop();
       for (const p of ports) p.destroyConnections();
     })());
-  return { member, stop };
+  fatal = (reason) => {
+    void stop().finally(() => onExit?.(reason));
+  };
+  let onExit: ((reason: string) => void) | undefined;
+  return {
+    member,
+    stop,
+    onFatal(cb) {
+      onExit = cb;
+    },
+  };
 }

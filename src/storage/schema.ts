@@ -86,16 +86,38 @@ export const kvDeleted = sqliteTable("kv_deleted", {
   revSub: integer("rev_sub").notNull(),
 });
 
+/**
+ * The cluster's members as applied from the log (etcd's members bucket).
+ * Ids are decimal TEXT: member ids use all 64 bits and SQLite integers are
+ * signed. URL lists are JSON arrays of strings.
+ */
+export const members = sqliteTable("members", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  peerUrls: text("peer_urls").notNull(),
+  clientUrls: text("client_urls").notNull(),
+  isLearner: integer("is_learner", { mode: "boolean" }).notNull(),
+});
+
+/** Ids removed from the cluster: never to be added again (etcd's members_removed bucket). */
+export const membersRemoved = sqliteTable("members_removed", {
+  id: text("id").primaryKey(),
+});
+
 /** Names of rows in `meta`. */
 export const MetaKey = {
   consistentIndex: "consistent_index",
   compactRev: "compact_rev",
   clusterId: "cluster_id",
   memberId: "member_id",
+  /** The cluster version agreed through the log (etcd's cluster version), e.g. "3.5.0". */
+  clusterVersion: "cluster_version",
 } as const;
 
 /** The schema version this file creates; bump it with a migration step. */
-export const SCHEMA_VERSION = 1;
+// Version 2 added `members` and `members_removed`; a version-1 file upgrades
+// by running SCHEMA_SQL, which only creates what is missing.
+export const SCHEMA_VERSION = 2;
 
 /** Idempotent DDL for SCHEMA_VERSION (every statement is IF NOT EXISTS). */
 export const SCHEMA_SQL = `
@@ -135,5 +157,15 @@ CREATE TABLE IF NOT EXISTS kv_deleted (
   key BLOB PRIMARY KEY NOT NULL,
   rev_main INTEGER NOT NULL,
   rev_sub INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+  id TEXT PRIMARY KEY NOT NULL,
+  name TEXT NOT NULL,
+  peer_urls TEXT NOT NULL,
+  client_urls TEXT NOT NULL,
+  is_learner INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members_removed (
+  id TEXT PRIMARY KEY NOT NULL
 );
 `;

@@ -7,6 +7,7 @@ import type { NodeId } from "../raft/types.js";
 import { RateLimitedLog, type Env } from "./env.js";
 import { FrameDecoder } from "./framing.js";
 import { admit, H_CLUSTER, idToHex, SNAPSHOT_PATH, STREAM_PATH } from "./protocol.js";
+import { servePeerRequest } from "./peer-request.js";
 import { receiveSnapshot } from "./snapshot-receiver.js";
 import { errorText } from "./stream-writer.js";
 
@@ -52,7 +53,10 @@ export function handleInbound(env: InboundEnv, stream: InboundStream, headers: R
   stream.on("error", () => {});
   const path = headers[":path"];
   if (path !== STREAM_PATH && path !== SNAPSHOT_PATH) {
-    refuse(env, stream, 404, "invalid path");
+    // Raft traffic lives under /raft/; anything else is the member's (GET /members, ...),
+    // answered without the cluster-id admission a joining member could not pass.
+    if (typeof path === "string" && !path.startsWith("/raft/") && path !== "/raft") servePeerRequest(env, stream, headers);
+    else refuse(env, stream, 404, "invalid path");
     return;
   }
   const verdict = admit(headers, { id: env.localId, clusterId: env.clusterId, isRemoved: env.handlers.isRemoved });

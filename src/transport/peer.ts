@@ -24,6 +24,11 @@ export class Peer {
     return this.writer.isActive;
   }
 
+  /** Date.now() since the stream to this peer is active; 0 while it is not. */
+  get activeSince(): number {
+    return this.writer.activeSince;
+  }
+
   send(m: Message): void {
     if (this.stopped) return;
     if (m.type === MessageType.Snap) this.sendSnapshot(m);

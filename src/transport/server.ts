@@ -2,6 +2,7 @@
 // with ALPN h2 for https://), every stream handed to handleInbound. Tracks
 // sessions so stop() can end them.
 import http2, { type Http2Server, type Http2SecureServer, type ServerHttp2Session } from "node:http2";
+import type { TLSSocket } from "node:tls";
 import { handleInbound, type InboundEnv, type InboundStream } from "./inbound.js";
 import type { PeerTlsOptions } from "./types.js";
 import { errorText } from "./stream-writer.js";
@@ -17,8 +18,12 @@ export class PeerServer {
 
   constructor(
     private readonly env: InboundEnv,
-    private readonly tls: PeerTlsOptions["server"],
+    private readonly tlsOptions: PeerTlsOptions | undefined,
   ) {}
+
+  private get tls(): PeerTlsOptions["server"] {
+    return this.tlsOptions?.server;
+  }
 
   /** Listens on every URL; rejects (having closed what it opened) if one fails. */
   async listen(urls: string[]): Promise<void> {
@@ -53,6 +58,23 @@ export class PeerServer {
       throw new Error(`unsupported peer URL scheme in ${url}`);
     }
     server.on("session", (session: ServerHttp2Session) => this.track(session));
+    const allowed = this.tlsOptions?.allowedCn?.filter((cn) => cn !== "") ?? [];
+    if (u.protocol === "https:" && allowed.length > 0 && this.tls?.requestCert) {
+      // --peer-cert-allowed-cn: the certificate was verified by the handshake; its CN must be listed.
+      server.on("secureConnection", (socket: TLSSocket) => {
+        let cn: unknown;
+        try {
+          cn = socket.getPeerCertificate()?.subject?.CN;
+        } catch {}
+        if (typeof cn === "string" && allowed.includes(cn)) return;
+        this.env.log.warn("rejected peer connection: client certificate authentication failed", {
+          "remote-addr": `${socket.remoteAddress}:${socket.remotePort}`,
+          "client-cn": cn ?? "",
+          "allowed-cn": allowed,
+        });
+        socket.destroy();
+      });
+    }
     server.on("stream", (stream, headers) => {
       try {
         handleInbound(this.env, stream as unknown as InboundStream, headers as Record<string, unknown>);

@@ -48,6 +48,9 @@ export class StreamWriter {
     this.backoff = new Backoff(env.limits.backoffMinMs, env.limits.backoffMaxMs, env.random);
   }
 
+  /** Date.now() when the stream last became active (0 while inactive): etcd's "active since", for health checks. */
+  activeSince = 0;
+
   get isActive(): boolean {
     return this.active;
   }
@@ -165,6 +168,7 @@ export class StreamWriter {
     const fields = { "local-member-id": idToHex(this.env.localId), "remote-peer-id": idToHex(this.peerId), url: this.url };
     if (status === 200) {
       this.active = true;
+      this.activeSince = Date.now();
       this.backoff.reset();
       this.lastError = "";
       this.env.log.info("peer became active", fields);
@@ -224,6 +228,7 @@ export class StreamWriter {
 
   private closeConnection(): void {
     this.active = false;
+    this.activeSince = 0;
     this.waitingDrain = false;
     const stream = this.stream;
     const session = this.session;

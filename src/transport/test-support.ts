@@ -5,6 +5,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../test/harness/ports.js";
+import { generateSelfSignedCert } from "../api/tls.js";
 import { MessageType, type Entry, type Message } from "../raft/types.js";
 import { Transport } from "./transport.js";
 import type { Codec, TransportLogger, TransportOptions } from "./types.js";
@@ -170,21 +171,5 @@ export async function startNode(
 
 /** A self-signed certificate for 127.0.0.1/localhost usable as server, client and CA. */
 export async function selfSignedCert(cn = "tsetcd-peer"): Promise<{ cert: string; key: string }> {
-  const { generate } = await import("selfsigned");
-  const notBeforeDate = new Date(Date.now() - 60_000);
-  const notAfterDate = new Date(Date.now() + 86_400_000);
-  const pems = await generate([{ name: "commonName", value: cn }], {
-    keyType: "ec",
-    curve: "P-256",
-    algorithm: "sha256",
-    notBeforeDate,
-    notAfterDate,
-    extensions: [
-      { name: "basicConstraints", cA: true },
-      { name: "keyUsage", digitalSignature: true, keyEncipherment: true, keyCertSign: true },
-      { name: "extKeyUsage", serverAuth: true, clientAuth: true },
-      { name: "subjectAltName", altNames: [{ type: 7, ip: "127.0.0.1" }, { type: 2, value: "localhost" }] },
-    ],
-  } as any);
-  return { cert: pems.cert, key: pems.private };
+  return generateSelfSignedCert({ hosts: [], commonName: cn, ca: true, notBefore: new Date(Date.now() - 60_000), validityMs: 86_400_000 });
 }

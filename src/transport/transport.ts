@@ -29,6 +29,7 @@ import { PeerServer } from "./server.js";
 import { DEFAULT_LIMITS, type TransportLimits, type TransportOptions } from "./types.js";
 
 export * from "./types.js";
+export { peerRequest, PeerRequestError, type PeerReply, type PeerRequestOptions } from "./peer-request.js";
 
 /** Snapshots received at once, across all peers. */
 const MAX_INBOUND_SNAPSHOTS = 4;
@@ -60,7 +61,7 @@ export class Transport {
   async start(): Promise<void> {
     if (this.server !== null) throw new Error("transport already started");
     mkdirSync(this.opts.snapshotDir, { recursive: true, mode: 0o700 });
-    const server = new PeerServer(this.env, this.opts.tls?.server);
+    const server = new PeerServer(this.env, this.opts.tls);
     await server.listen(this.opts.listenUrls);
     this.server = server;
   }
@@ -102,6 +103,11 @@ export class Transport {
   /** Whether the message stream to `id` is up (the peer accepted it). */
   isActive(id: NodeId): boolean {
     return this.peers.get(id)?.isActive ?? false;
+  }
+
+  /** Date.now() since the stream to `id` is active; 0 when it is not (etcd's ActiveSince, for health rules). */
+  activeSince(id: NodeId): number {
+    return this.peers.get(id)?.activeSince ?? 0;
   }
 
   /** Queues messages for their peers. Never blocks; never throws for network reasons. */

@@ -40,6 +40,31 @@ export interface TransportHandlers {
   isRemoved?(peerId: NodeId): boolean;
   /** Peer `peerId` refused us with 410: this member was removed from the cluster. */
   onPeerRemovedUs?(peerId: NodeId): void;
+  /**
+   * Any peer-port request outside /raft/* (GET or POST), e.g. GET /members for a joining member
+   * or POST /members/promote/<id>. Not admitted by cluster id: the handler sees the headers and
+   * decides. Bodies are bounded (limits.maxPeerRequestBytes, else 413). Without a handler, 404.
+   * A handler that throws answers 500 with the error's message.
+   */
+  onPeerRequest?(req: PeerRequest): Promise<PeerResponse> | PeerResponse;
+}
+
+/** A peer-port request outside the Raft protocol. */
+export interface PeerRequest {
+  method: string;
+  /** The path without the query string, e.g. "/members". */
+  path: string;
+  /** The query string without "?" ("" when none). */
+  query: string;
+  /** Lower-case names; HTTP/2 pseudo-headers left out. */
+  headers: Record<string, string>;
+  body: Uint8Array;
+}
+
+export interface PeerResponse {
+  status: number;
+  headers?: Record<string, string>;
+  body: Uint8Array | string;
 }
 
 /** TLS for the peer port (etcd's --peer-* flags). */
@@ -54,6 +79,11 @@ export interface PeerTlsOptions {
     /** Verify the peer's certificate (default true; etcd's --peer-auto-tls turns it off). */
     rejectUnauthorized?: boolean;
   };
+  /**
+   * --peer-cert-allowed-cn: a TLS client whose (verified) certificate's CN is not one of these
+   * is disconnected. Only meaningful with server.requestCert (etcd checks it only then too).
+   */
+  allowedCn?: string[];
 }
 
 export interface TransportLimits {
@@ -76,6 +106,10 @@ export interface TransportLimits {
   snapshotChunkBytes: number;
   /** stop() waits at most this long for connections to close before destroying them. */
   stopTimeoutMs: number;
+  /** Largest body of a non-Raft peer request (onPeerRequest) accepted; larger ones get 413. */
+  maxPeerRequestBytes: number;
+  /** Largest body of a non-Raft peer response a handler may send (else 500) and peerRequest reads. */
+  maxPeerResponseBytes: number;
 }
 
 export const DEFAULT_LIMITS: TransportLimits = {
@@ -89,6 +123,8 @@ export const DEFAULT_LIMITS: TransportLimits = {
   backoffMaxMs: 2_000,
   snapshotChunkBytes: 256 * 1024,
   stopTimeoutMs: 2_000,
+  maxPeerRequestBytes: 64 * 1024,
+  maxPeerResponseBytes: 16 * 1024 * 1024,
 };
 
 export interface TransportOptions extends TransportHandlers {

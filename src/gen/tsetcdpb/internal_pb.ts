@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tsetcdpb/internal.proto.
  */
 export const file_tsetcdpb_internal: GenFile = /*@__PURE__*/
-  fileDesc("Chd0c2V0Y2RwYi9pbnRlcm5hbC5wcm90bxIIdHNldGNkcGIimAIKD0ludGVybmFsUmVxdWVzdBIKCgJpZBgBIAEoBBInCgNwdXQYAiABKAsyGC5ldGNkc2VydmVycGIuUHV0UmVxdWVzdEgAEjgKDGRlbGV0ZV9yYW5nZRgDIAEoCzIgLmV0Y2RzZXJ2ZXJwYi5EZWxldGVSYW5nZVJlcXVlc3RIABInCgN0eG4YBCABKAsyGC5ldGNkc2VydmVycGIuVHhuUmVxdWVzdEgAEjUKCmNvbXBhY3Rpb24YBSABKAsyHy5ldGNkc2VydmVycGIuQ29tcGFjdGlvblJlcXVlc3RIABIrCgVhbGFybRgGIAEoCzIaLmV0Y2RzZXJ2ZXJwYi5BbGFybVJlcXVlc3RIAEIJCgdyZXF1ZXN0YgZwcm90bzM", [file_etcdserverpb_rpc]);
+  fileDesc("Chd0c2V0Y2RwYi9pbnRlcm5hbC5wcm90bxIIdHNldGNkcGIihgMKD0ludGVybmFsUmVxdWVzdBIKCgJpZBgBIAEoBBInCgNwdXQYAiABKAsyGC5ldGNkc2VydmVycGIuUHV0UmVxdWVzdEgAEjgKDGRlbGV0ZV9yYW5nZRgDIAEoCzIgLmV0Y2RzZXJ2ZXJwYi5EZWxldGVSYW5nZVJlcXVlc3RIABInCgN0eG4YBCABKAsyGC5ldGNkc2VydmVycGIuVHhuUmVxdWVzdEgAEjUKCmNvbXBhY3Rpb24YBSABKAsyHy5ldGNkc2VydmVycGIuQ29tcGFjdGlvblJlcXVlc3RIABIrCgVhbGFybRgGIAEoCzIaLmV0Y2RzZXJ2ZXJwYi5BbGFybVJlcXVlc3RIABI3ChFtZW1iZXJfYXR0cmlidXRlcxgHIAEoCzIaLnRzZXRjZHBiLk1lbWJlckF0dHJpYnV0ZXNIABIzCg9jbHVzdGVyX3ZlcnNpb24YCCABKAsyGC50c2V0Y2RwYi5DbHVzdGVyVmVyc2lvbkgAQgkKB3JlcXVlc3QiSAoQTWVtYmVyQXR0cmlidXRlcxIRCgltZW1iZXJfaWQYASABKAQSDAoEbmFtZRgCIAEoCRITCgtjbGllbnRfdXJscxgDIAMoCSIhCg5DbHVzdGVyVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgJYgZwcm90bzM", [file_etcdserverpb_rpc]);
 
 /**
  * One client write, as proposed to the log and applied by every member.
@@ -66,6 +66,22 @@ export type InternalRequest = Message<"tsetcdpb.InternalRequest"> & {
      */
     value: AlarmRequest;
     case: "alarm";
+  } | {
+    /**
+     * A member publishing its name and client URLs after it started (etcd's publish).
+     *
+     * @generated from field: tsetcdpb.MemberAttributes member_attributes = 7;
+     */
+    value: MemberAttributes;
+    case: "memberAttributes";
+  } | {
+    /**
+     * The cluster version the leader decided (etcd's ClusterVersionSetRequest).
+     *
+     * @generated from field: tsetcdpb.ClusterVersion cluster_version = 8;
+     */
+    value: ClusterVersion;
+    case: "clusterVersion";
   } | { case: undefined; value?: undefined };
 };
 
@@ -75,4 +91,48 @@ export type InternalRequest = Message<"tsetcdpb.InternalRequest"> & {
  */
 export const InternalRequestSchema: GenMessage<InternalRequest> = /*@__PURE__*/
   messageDesc(file_tsetcdpb_internal, 0);
+
+/**
+ * @generated from message tsetcdpb.MemberAttributes
+ */
+export type MemberAttributes = Message<"tsetcdpb.MemberAttributes"> & {
+  /**
+   * @generated from field: uint64 member_id = 1;
+   */
+  memberId: bigint;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: repeated string client_urls = 3;
+   */
+  clientUrls: string[];
+};
+
+/**
+ * Describes the message tsetcdpb.MemberAttributes.
+ * Use `create(MemberAttributesSchema)` to create a new message.
+ */
+export const MemberAttributesSchema: GenMessage<MemberAttributes> = /*@__PURE__*/
+  messageDesc(file_tsetcdpb_internal, 1);
+
+/**
+ * @generated from message tsetcdpb.ClusterVersion
+ */
+export type ClusterVersion = Message<"tsetcdpb.ClusterVersion"> & {
+  /**
+   * @generated from field: string version = 1;
+   */
+  version: string;
+};
+
+/**
+ * Describes the message tsetcdpb.ClusterVersion.
+ * Use `create(ClusterVersionSchema)` to create a new message.
+ */
+export const ClusterVersionSchema: GenMessage<ClusterVersion> = /*@__PURE__*/
+  messageDesc(file_tsetcdpb_internal, 2);
 
