@@ -18,6 +18,7 @@ export class Peer {
   ) {
     this.urls = new UrlPicker(urls);
     this.writer = new StreamWriter(env, id, this.urls);
+    this.writer.open();
   }
 
   get isActive(): boolean {

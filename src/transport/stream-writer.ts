@@ -55,6 +55,15 @@ export class StreamWriter {
     return this.active;
   }
 
+  /**
+   * Connects now rather than at the first message: as etcd's members do, every member keeps
+   * a stream to every peer, so "connected since" (the strict reconfiguration checks) is true
+   * between followers too, which otherwise rarely message each other.
+   */
+  open(): void {
+    if (this.state === "idle") this.connect();
+  }
+
   /** Queues one message (never blocks, never throws for network reasons). */
   send(m: Message): void {
     if (this.state === "stopped") return;

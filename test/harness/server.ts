@@ -35,6 +35,18 @@ export interface StartOptions {
   clientScheme?: "http" | "https";
   /** Bound on the wait for the ready line; default 20 s. */
   readyTimeoutMs?: number;
+  /**
+   * Fixed URLs instead of fresh ports (a cluster member, or a restart on the same ports). A
+   * fixed-port start is not retried on "address already in use": the ports are the caller's.
+   */
+  clientUrl?: string;
+  peerUrl?: string;
+  /**
+   * Pass `args` exactly as given: the harness adds none of its own flags (for --config-file,
+   * where etcd 3.4 ignores every other flag). clientUrl/peerUrl should then be given, so the
+   * returned Member knows where the process listens.
+   */
+  exactArgs?: boolean;
 }
 
 export interface Member {
@@ -189,19 +201,22 @@ class StartError extends Error {
 
 async function startOnce(opts: StartOptions): Promise<Member> {
   const binary = opts.binary ?? SUBJECT_BIN;
-  const [clientPort, peerPort] = await freePorts(2);
-  const clientUrl = `${opts.clientScheme ?? "http"}://127.0.0.1:${clientPort}`;
-  const peerUrl = `http://127.0.0.1:${peerPort}`;
-  const name = opts.name ?? `m-${clientPort}`;
+  const fresh = opts.clientUrl && opts.peerUrl ? [] : await freePorts(2);
+  const clientUrl = opts.clientUrl ?? `${opts.clientScheme ?? "http"}://127.0.0.1:${fresh[0]}`;
+  const peerUrl = opts.peerUrl ?? `http://127.0.0.1:${fresh[1]}`;
+  const name = opts.name ?? `m-${new URL(clientUrl).port}`;
   const extra = opts.args ?? [];
   const ownedDir = opts.dataDir ? null : mkdtempSync(join(tmpdir(), "tsetcd-test-"));
   // The fresh (empty, mode 0700) temp dir itself, so a caller that keeps and later deletes
   // member.dataDir leaves nothing behind.
   const dataDir = flagValue(extra, "data-dir") ?? opts.dataDir ?? ownedDir!;
-  const advertised = flagValue(extra, "advertise-client-urls") ?? flagValue(extra, "listen-client-urls");
+  const advertised = opts.exactArgs
+    ? undefined
+    : (flagValue(extra, "advertise-client-urls") ?? flagValue(extra, "listen-client-urls"));
 
   installCleanup();
-  const proc = Bun.spawn([binary, ...memberArgs(name, dataDir, clientUrl, peerUrl, extra)], {
+  const argv = opts.exactArgs ? extra : memberArgs(name, dataDir, clientUrl, peerUrl, extra);
+  const proc = Bun.spawn([binary, ...argv], {
     env: cleanEnv(opts.env),
     stdin: "ignore",
     stdout: "pipe",
@@ -246,7 +261,7 @@ async function startOnce(opts: StartOptions): Promise<Member> {
     const logs = sink.get();
     throw new StartError(
       `${binary} ${why} (client ${clientUrl}, peer ${peerUrl}, data dir ${dataDir}); its output:\n${logs}`,
-      gone && /address already in use/i.test(logs),
+      gone && /address already in use/i.test(logs) && !(opts.clientUrl || opts.peerUrl),
     );
   }
 
