@@ -1,4 +1,4 @@
-// etcd 3.4's own e2e tests for the key-value commands, run against bin/tsetcd as `etcd`.
+// etcd 3.4's own e2e tests for the key-value, cluster and membership commands, run against bin/tsetcd as `etcd`.
 // The whole suite (243 tests, ~15 min) is scripts/e2e-all.ts; this is the part npm test runs.
 import { describe, expect, test } from "bun:test";
 import { exactRunRegex, runE2E } from "./harness/e2e.ts";
@@ -34,6 +34,29 @@ export const E2E_TESTS = [
   "TestCtlV3CompactPhysical",
   "TestCtlV3EndpointStatus",
   "TestCtlV3Defrag",
+  "TestCtlV3EndpointHealth",
+  "TestCtlV3MemberList",
+  "TestCtlV3MemberListNoTLS",
+  "TestCtlV3MemberListClientTLS",
+  "TestCtlV3MemberListClientAutoTLS",
+  "TestCtlV3MemberListPeerTLS",
+  "TestCtlV3MemberRemove",
+  "TestCtlV3MemberRemoveNoTLS",
+  "TestCtlV3MemberRemoveClientTLS",
+  "TestCtlV3MemberRemoveClientAutoTLS",
+  "TestCtlV3MemberRemovePeerTLS",
+  "TestCtlV3MemberAdd",
+  "TestCtlV3MemberAddNoTLS",
+  "TestCtlV3MemberAddClientTLS",
+  "TestCtlV3MemberAddClientAutoTLS",
+  "TestCtlV3MemberAddPeerTLS",
+  "TestCtlV3MemberAddForLearner",
+  "TestCtlV3MemberUpdate",
+  "TestCtlV3MemberUpdateNoTLS",
+  "TestCtlV3MemberUpdateClientTLS",
+  "TestCtlV3MemberUpdateClientAutoTLS",
+  "TestCtlV3MemberUpdatePeerTLS",
+  "TestCtlV3MoveLeaderScenarios",
   "TestCtlV3Version",
   "TestV3CurlPutGetNoTLS",
   "TestV3CurlPutGetClientTLS",

@@ -148,7 +148,8 @@ function writeIdentity(db: Database, storage: SqliteRaftStorage, meta: MetaStore
  * the old log (different entry encodings) is dropped.
  */
 function migrateSingleMember(db: Database, meta: MetaStore, self: bigint, cfg: BootstrapConfig): void {
-  const applied = meta.getNumber(APPLIED_INDEX) ?? 0;
+  // A snapshot needs an index above 0; an empty old log has applied nothing, so index 1 describes it too.
+  const applied = Math.max(1, meta.getNumber(APPLIED_INDEX) ?? 0);
   const term = Math.max(1, meta.getNumber(LEGACY_TERM) ?? 1);
   const storage = new SqliteRaftStorage(db);
   try {
@@ -157,6 +158,7 @@ function migrateSingleMember(db: Database, meta: MetaStore, self: bigint, cfg: B
       storage.applySnapshot({ index: applied, term, confState: { voters: [self], learners: [] } });
       storage.setHardState({ term, vote: self, commit: applied });
       db.run(`DELETE FROM meta WHERE name = '${LEGACY_TERM}'`);
+      meta.setNumber(APPLIED_INDEX, applied);
       meta.setText(LOCAL_META.token, cfg.initialClusterToken);
     })();
     storage.committed();

@@ -157,12 +157,16 @@ export class Member {
 
   private appliedIndex: number;
   private snapshotIndex: number;
+  /** Last log index whose entry was delivered to apply (replays included): this.confState is exact here. */
+  private confIndex: number;
   private confState: ConfState;
   private lead = 0n;
   private blocked: Blocked[] = [];
   private readyScheduled = false;
   private inReady = false;
   private stopped = false;
+  /** stop() ran: transport and database closed (or closing). */
+  private closed = false;
   private ticker: ReturnType<typeof setInterval> | undefined;
   private peersDirty = true;
   /** Peers added to the transport (syncPeers removes those no longer members). */
@@ -212,6 +216,8 @@ export class Member {
       MAX_PENDING,
     );
     this.snapDir = join(config.dataDir, "member", "snap");
+    // Snapshot files left by a previous run (a copy being sent, one being received) are stale.
+    rmSync(this.snapDir, { recursive: true, force: true });
     mkdirSync(this.snapDir, { recursive: true, mode: 0o700 });
 
     this.storage = new SqliteRaftStorage(db);
@@ -219,6 +225,7 @@ export class Member {
     const snap = this.storage.snapshot().meta;
     this.appliedIndex = this.meta.getNumber(APPLIED_INDEX) ?? 0;
     this.snapshotIndex = snap.index;
+    this.confIndex = snap.index;
     this.confState = snap.confState;
     this.persistedTerm = init.hardState.term;
     this.persistedVote = init.hardState.vote;
@@ -344,6 +351,11 @@ export class Member {
     this.waiters.expire(now, (leader) => this.timeoutError(leader));
     this.confWaiters.expire(now, (leader) => this.timeoutError(leader));
     this.reads.tick(() => Errors.timeout(), now);
+    // Proposals refused while there was no leader (or a transfer ran): drop the expired, retry the rest.
+    if (this.blocked.length > 0) {
+      this.blocked = this.blocked.filter((b) => this.waiters.has(b.id));
+      if (this.lead !== 0n) this.retryBlocked();
+    }
     if (this.removedAt !== 0) this.maybeStopRemoved();
     this.scheduleReady();
   }
@@ -371,11 +383,23 @@ export class Member {
     if (!this.stopped && (this.raw.hasReady() || this.reads.pending)) this.scheduleReady();
   }
 
+  /** Any failure while handling a Ready is fatal: the core already counts it as done. */
   private handleReady(rd: Ready): void {
+    try {
+      this.handleReadyOrThrow(rd);
+    } catch (err) {
+      this.fatal("failed to handle a Raft batch", err);
+    }
+  }
+
+  private handleReadyOrThrow(rd: Ready): void {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
     const hard = rd.hardState;
     const voteOrTerm = hard !== undefined && (hard.term !== this.persistedTerm || hard.vote !== this.persistedVote);
-    const leaderFirst = this.raw.raft.role === Role.Leader && !voteOrTerm && rd.snapshot === undefined;
+    // Only while no message can carry a commit index above what is on disk here: a lone
+    // voter commits its own unpersisted entries, and a learner must not apply them first.
+    const leaderFirst =
+      this.raw.raft.role === Role.Leader && !voteOrTerm && rd.snapshot === undefined && this.raw.raft.log.committed <= this.storage.lastIndex();
     if (leaderFirst) this.send(rd.messages);
 
     let snapFile: string | undefined;
@@ -400,8 +424,7 @@ export class Member {
       this.storage.committed();
     } catch (err) {
       this.storage.rollbackCache();
-      this.fatal("failed to persist or apply a Raft batch", err);
-      return;
+      throw err;
     } finally {
       if (snapFile !== undefined) {
         detachSnapshot(this.db);
@@ -441,7 +464,7 @@ export class Member {
     this.metrics.applied(failures, this.raw.raft.log.committed, this.appliedIndex);
     this.raw.advance();
     if (rd.committedEntries.length > 0) this.sizeAfterLastCommit = this.dbSize();
-    if (this.raw.raft.role === Role.Leader && this.raw.raft.needsSnapshot().length > 0 && this.appliedIndex > this.snapshotIndex) {
+    if (this.raw.raft.role === Role.Leader && this.raw.raft.needsSnapshot().length > 0 && this.confIndex > this.snapshotIndex) {
       this.snapshotNow();
     }
   }
@@ -483,6 +506,7 @@ export class Member {
   /** Inside the Ready's transaction. */
   private applyEntry(e: Entry, answers: Array<[bigint, unknown]>, confChanges: AppliedChange[]): void {
     const replay = e.index <= this.appliedIndex;
+    this.confIndex = e.index;
     if (e.type === EntryType.ConfChange) {
       const proposed = decodeConfChange(e.data);
       const res = this.membership.applyConfChange(proposed, replay);
@@ -527,16 +551,18 @@ export class Member {
 
   /** Inside the transaction: every --snapshot-count applied entries, snapshot and compact the log. */
   private maybeSnapshot(): void {
-    if (this.appliedIndex - this.snapshotIndex < this.config.snapshotCount) return;
+    if (this.confIndex - this.snapshotIndex < this.config.snapshotCount) return;
     this.takeSnapshot();
   }
 
   private takeSnapshot(): void {
-    this.storage.createSnapshot(this.appliedIndex, this.confState);
-    this.snapshotIndex = this.appliedIndex;
-    const compactTo = this.appliedIndex - this.catchUpEntries;
+    // At the last delivered entry, whose configuration this.confState is; the data may be
+    // ahead of it (a snapshot copy installed at a later applied index), as a streamed copy is.
+    this.storage.createSnapshot(this.confIndex, this.confState);
+    this.snapshotIndex = this.confIndex;
+    const compactTo = this.confIndex - this.catchUpEntries;
     if (compactTo > 0) this.storage.compact(compactTo);
-    log.info("saved snapshot", { "snapshot-index": this.appliedIndex, "compacted-to": Math.max(0, compactTo) });
+    log.info("saved snapshot", { "snapshot-index": this.confIndex, "compacted-to": Math.max(0, compactTo) });
   }
 
   /** A follower joined after the last snapshot: it needs one that includes it. */
@@ -571,6 +597,7 @@ export class Member {
     this.storage.applySnapshot(meta);
     this.appliedIndex = Math.max(meta.index, applied);
     this.snapshotIndex = meta.index;
+    this.confIndex = meta.index;
     this.confState = meta.confState;
   }
 
@@ -583,6 +610,7 @@ export class Member {
     this.sm = { store: this.store, alarms: this.alarms };
     this.membership.reload();
     this.peersDirty = true;
+    this.sizeAfterLastCommit = this.dbSize();
     log.info("applied incoming snapshot", { "snapshot-index": meta.index, "applied-index": this.appliedIndex });
   }
 
@@ -738,7 +766,7 @@ export class Member {
     if (this.stopped) return Promise.reject(Errors.stopped());
     // A lone voter that leads has applied everything it committed (apply runs in the commit's transaction).
     const r = this.raw.raft;
-    if (r.role === Role.Leader && this.confState.voters.length === 1 && r.log.committed === this.appliedIndex) return undefined;
+    if (r.role === Role.Leader && this.confState.voters.length === 1 && this.confState.voters[0] === this.memberId && r.log.committed === this.appliedIndex) return undefined;
     if (this.isLearner()) return Promise.reject(Errors.notSupportedForLearner());
     const p = this.reads.wait(() => Errors.tooManyRequests());
     this.scheduleReady();
@@ -746,6 +774,7 @@ export class Member {
   }
 
   range(req: RangeRequest): RangeResponse | Promise<RangeResponse> {
+    if (this.stopped) throw Errors.stopped();
     if (req.serializable) return this.withHeader(this.store.range(req));
     const barrier = this.linearizableBarrier();
     if (barrier === undefined) return this.withHeader(this.store.range(req));
@@ -754,6 +783,7 @@ export class Member {
 
   /** A transaction without writes is served like a read, without entering the log. */
   readTxn(req: TxnRequest, serializable: boolean): TxnResponse | Promise<TxnResponse> {
+    if (this.stopped) throw Errors.stopped();
     const barrier = serializable ? undefined : this.linearizableBarrier();
     if (barrier === undefined) return this.withHeader(this.store.txn(req));
     return barrier.then(() => this.withHeader(this.store.txn(req)));
@@ -892,15 +922,19 @@ export class Member {
     log.info("finished defragmenting the database", { "size-before": before, "size-after": this.sizeAfterLastCommit });
   }
 
+  /** Stops serving at once (in-memory state may be ahead of the disk now), then tells the owner. */
   private fatal(what: string, err: unknown): void {
+    if (this.stopped) return;
     log.error(what, { error: String((err as Error)?.stack ?? err) });
+    this.stopNow();
     this.onFatal(what, err);
   }
 
   /** Hands leadership over if this member leads others (etcd does on shutdown), then stops. */
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    if (this.isLeader() && this.confState.voters.length > 1) {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.stopped && this.isLeader() && this.confState.voters.length > 1) {
       const target = this.bestTransferee();
       if (target !== undefined) {
         try {

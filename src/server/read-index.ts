@@ -37,7 +37,11 @@ export class ReadIndexReads {
   private readonly asked = new Map<bigint, Batch>();
   /** Answered: waiting for the apply loop to reach `index` (ascending by arrival; indexes never go back on one leader). */
   private answered: Array<{ index: number; reads: Read[] }> = [];
-  private seq = 0n;
+  /**
+   * Request contexts, starting at a random point: a leader's answer to a request of this
+   * member's previous run (still queued somewhere) must not match a new read.
+   */
+  private seq = BigInt(Math.floor(Math.random() * 2 ** 52)) << 12n;
 
   constructor(
     private readonly host: ReadIndexHost,

@@ -1,0 +1,86 @@
+// The member's Raft driver under the conditions a second review found unsafe (each test
+// failed before its fix): a removed leader must not answer linearizable reads from the
+// lone-voter shortcut; a lone voter must not send a commit index above its own disk to a
+// learner before its transaction commits; a snapshot whose data was copied later than its
+// metadata must install, and later snapshots be taken at the last delivered entry.
+import { expect, test } from "bun:test";
+import { Member } from "./member.js";
+import { newCluster, joinMember, put, get, until } from "./member-test-support.js";
+// Removed leader answers linearizable reads from the single-voter shortcut.
+
+test("stale read on a removed leader via the single-voter shortcut", async () => {
+  const { members, fatals } = await newCluster(2);
+  await until(() => members.some((m) => m.isLeader()), 10000, "leader");
+  const L = members.find((m) => m.isLeader())!;
+  const B = members.find((m) => m !== L)!;
+  await put(L, "k", "old");
+  await until(() => (B as any).appliedIndex === (L as any).appliedIndex);
+  // Remove the leader; once it applied the removal, cut B -> L.
+  await L.clusterOps.memberRemove(L.memberId);
+  const opts = (L.transport as any).opts;
+  opts.onMessage = () => {}; // L hears nothing from B any more
+  await until(() => B.isLeader(), 5000, "B leads");
+  await put(B, "k", "new");
+  const v = await get(L, "k").catch((e) => "ERR " + e.message);
+  expect(v).not.toBe("old"); // before the fix: "old" (stale); after: a timeout error
+  for (const m of members) await m.stop().catch(() => {});
+}, 30000);
+
+// Single voter + learner: leaderFirst sends commit=E before E is on the leader's disk.
+
+test("learner applies an entry the only voter never persisted", async () => {
+  const { members, cfgs, fatals } = await newCluster(1);
+  const L = members[0];
+  L.onFatal = (r, e) => { fatals.push(`leader: ${r} ${e}`); (L as any).stopNow(); };
+  await until(() => L.isLeader());
+  await put(L, "k", "v1");
+  const { m: R } = await joinMember(L, true);
+  R.onFatal = (r, e) => void fatals.push(`learner: ${r} ${e}`);
+  await R.start().catch(() => {});
+  await until(() => (R as any).appliedIndex === (L as any).appliedIndex, 10000, "learner caught up");
+  // The leader's next transaction does not commit (a crash between send and COMMIT; here: a throw).
+  const st = (L as any).storage;
+  const orig = st.append.bind(st);
+  const hr = (L as any).handleReady.bind(L);
+  let armed = false, fired = false;
+  (L as any).handleReady = (rd: any) => {
+    if (armed && !fired && rd.entries.length > 0 && rd.messages.some((m: any) => m.entries.length > 0 && m.commit >= rd.entries[rd.entries.length - 1].index)) { fired = true; st.append = () => { throw new Error("simulated crash before COMMIT"); }; }
+    return hr(rd);
+  };
+  armed = true;
+  for (let i = 0; i < 200 && !fired; i++) { void put(L, "k", "LOST" + i).catch(() => {}); await Bun.sleep(5); }
+  await Bun.sleep(500);
+  st.append = orig;
+  // Restart the leader from its disk.
+  await (L as any).transport.stop(); (L as any).db.close();
+  await Bun.sleep(1000);
+  const L2 = await Member.open(cfgs[0]);
+  L2.onFatal = (r, e) => void fatals.push(`L2: ${r} ${e}`);
+  const started = L2.start();
+  await until(() => L2.isLeader(), 10000, "L2 leads");
+  await put(L2, "k", "v2").catch((e) => console.log("put err", e));
+  await Bun.sleep(1000);
+  expect(await get(R, "k", true)).toBe(await get(L2, "k", true));
+  await L2.stop().catch(() => {}); await R.stop().catch(() => {});
+}, 40000);
+
+// Snapshot data copied >= snapshotCount entries after the snapshot's metadata.
+
+test("install of a late copy snapshots beyond the log in the same transaction", async () => {
+  const small = (c: any) => { c.snapshotCount = 10; c.snapshotCatchUpEntries = 2; };
+  const { members, fatals } = await newCluster(1, small);
+  const L = members[0];
+  await until(() => L.isLeader());
+  for (let i = 0; i < 40; i++) await put(L, "k" + i, "v");
+  const opts = (L.transport as any).opts;
+  const orig = opts.openSnapshotData;
+  opts.openSnapshotData = (m: any) => (async function* () {
+    for (let i = 0; i < 25; i++) await put(L, "late" + i, "v"); // the leader keeps applying before the copy
+    yield* orig(m);
+  })();
+  const { m: R } = await joinMember(L, true, small);
+  R.onFatal = (r, e) => { fatals.push(`learner: ${r} ${e}`); (R as any).stopNow(); };
+  void R.start().catch(() => {});
+  await Bun.sleep(3000);
+  expect(fatals).toEqual([]);
+}, 30000);
