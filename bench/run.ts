@@ -7,43 +7,41 @@
 // measured row by row with the two servers taking turns. Server CPU time per request comes
 // from /proc/PID/stat (user + system, all threads), read just before and after each row.
 // See bench/README.md.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { etcdctl } from "../test/harness/etcdctl.ts";
 import { type Member, startMember } from "../test/harness/server.ts";
-import { BENCHMARK_BIN, ETCD_BIN, ETCDCTL_BIN, REPO_ROOT, SUBJECT_BIN, isExecutable } from "../test/harness/tools.ts";
-
-/** One benchmark invocation: global flags, then the sub-command with everything but --total. */
-interface Row {
-  name: string;
-  args: string[];
-  total: number;
-  clients: number;
-}
-
-function row(name: string, conns: number, clients: number, total: number, command: string[]): Row {
-  return { name, args: [`--conns=${conns}`, `--clients=${clients}`, ...command], total, clients };
-}
-
-const PUT = ["put", "--key-size=8", "--sequential-keys", "--val-size=256"];
-// --key-space-size spreads the txns over many keys; with its default of 1 every txn rewrites one key.
-const TXN_PUT = ["txn-put", "--txn-ops=1", "--key-size=8", "--val-size=256", "--key-space-size=100000"];
+import { ETCD_BIN, ETCDCTL_BIN, REPO_ROOT, SUBJECT_BIN, isExecutable } from "../test/harness/tools.ts";
+import {
+  CLUSTER_HEADING,
+  PUT,
+  RANGE_L,
+  RANGE_S,
+  RAW_DIR,
+  type Row,
+  TXN_PUT,
+  cpuSeconds,
+  ensureBenchmark,
+  fmt,
+  machineInfo,
+  option,
+  ratio,
+  readSection,
+  row,
+  runBenchmark,
+  scaledTotal,
+} from "./lib.ts";
 
 const ROWS: Row[] = [
   row("put, 1 client", 1, 1, 2_000, PUT),
   row("put, 1000 clients", 100, 1000, 100_000, PUT),
-  row("range linearizable, 1 client", 1, 1, 10_000, ["range", "foo", "--consistency=l"]),
-  row("range linearizable, 1000 clients", 100, 1000, 100_000, ["range", "foo", "--consistency=l"]),
-  row("range serializable, 1 client", 1, 1, 10_000, ["range", "foo", "--consistency=s"]),
-  row("range serializable, 1000 clients", 100, 1000, 100_000, ["range", "foo", "--consistency=s"]),
+  row("range linearizable, 1 client", 1, 1, 10_000, RANGE_L),
+  row("range linearizable, 1000 clients", 100, 1000, 100_000, RANGE_L),
+  row("range serializable, 1 client", 1, 1, 10_000, RANGE_S),
+  row("range serializable, 1000 clients", 100, 1000, 100_000, RANGE_S),
   row("txn-put, 1 client", 1, 1, 2_000, TXN_PUT),
   row("txn-put, 1000 clients", 100, 1000, 100_000, TXN_PUT),
 ];
-
-/** Backstop per benchmark run; a healthy run of the largest row takes well under a minute. */
-const RUN_TIMEOUT_MS = 10 * 60_000;
-const CLK_TCK = 100; // Linux USER_HZ: /proc/PID/stat counts CPU time in 1/100 s on every arch
 
 type Impl = "etcd" | "tsetcd";
 
@@ -55,11 +53,6 @@ interface Measurement {
 
 // ---- options -------------------------------------------------------------------------------
 
-function option(name: string): string | undefined {
-  const prefix = `--${name}=`;
-  return process.argv.slice(2).find((a) => a.startsWith(prefix))?.slice(prefix.length);
-}
-
 const only = option("only");
 if (only !== undefined && only !== "etcd" && only !== "tsetcd") throw new Error(`--only must be etcd or tsetcd, not ${only}`);
 const scale = Number(option("scale") ?? "1");
@@ -69,28 +62,8 @@ if (!(Number.isInteger(repeat) && repeat >= 1 && repeat <= 9)) throw new Error(`
 const binaries: Record<Impl, string> = { etcd: ETCD_BIN, tsetcd: option("tsetcd") ?? SUBJECT_BIN };
 const impls: Impl[] = only ? [only] : ["etcd", "tsetcd"];
 const outFile = option("out") ?? join(REPO_ROOT, "bench", "results.md");
-const rawDir = join(REPO_ROOT, ".bench-out"); // full benchmark output per run (git-ignored)
 
 // ---- helpers -------------------------------------------------------------------------------
-
-function cpuTicks(pid: number): number {
-  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]);
-}
-
-async function ensureBenchmark(): Promise<string> {
-  if (isExecutable(BENCHMARK_BIN)) return BENCHMARK_BIN;
-  const script = join(REPO_ROOT, "..", "shared", "tools", "build-etcd-benchmark.sh");
-  console.log(`building etcd's benchmark tool with ${script} (about a minute)`);
-  const proc = Bun.spawn(["bash", script, BENCHMARK_BIN], { stdout: "inherit", stderr: "inherit" });
-  const timer = setTimeout(() => proc.kill("SIGKILL"), 15 * 60_000);
-  await proc.exited;
-  clearTimeout(timer);
-  if (!isExecutable(BENCHMARK_BIN)) throw new Error(`could not build ${BENCHMARK_BIN}`);
-  return BENCHMARK_BIN;
-}
 
 /** The run with the median req/s of `repeat` runs: one outlier on a shared machine cannot set the row. */
 async function runMedian(bench: string, member: Member, r: Row, impl: Impl, index: number): Promise<Measurement> {
@@ -103,64 +76,15 @@ async function runMedian(bench: string, member: Member, r: Row, impl: Impl, inde
 }
 
 async function runOne(bench: string, member: Member, r: Row, impl: Impl, index: number, attempt: number): Promise<Measurement> {
-  const total = Math.max(r.clients, Math.round(r.total * scale));
-  const endpoint = member.clientUrl.replace(/^http:\/\//, "");
-  const args = [`--endpoints=${endpoint}`, ...r.args, `--total=${total}`];
-  const before = cpuTicks(member.pid);
-  const proc = Bun.spawn([bench, ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    proc.kill("SIGKILL");
-  }, RUN_TIMEOUT_MS);
-  const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
-  await proc.exited;
-  clearTimeout(timer);
-  const cpuSec = (cpuTicks(member.pid) - before) / CLK_TCK;
-  mkdirSync(rawDir, { recursive: true });
-  writeFileSync(join(rawDir, `${index + 1}-${impl}-${attempt + 1}.txt`), `${bench} ${args.join(" ")}\n\n${stdout}\n${stderr.slice(-10_000)}`);
-
-  const rps = /Requests\/sec:\s*([\d.]+)/.exec(stdout);
-  if (timedOut || proc.exitCode !== 0 || !rps) {
-    const why = timedOut ? "timeout" : `exit ${proc.exitCode ?? proc.signalCode}`;
-    return { reqPerSec: null, cpuUsPerReq: null, error: `${why}: ${(stderr || stdout).trim().split("\n").slice(-3).join(" / ")}` };
-  }
-  // A run whose requests partly failed still prints Requests/sec; report it, not a number.
-  const errors = /Error distribution:[\s\S]*/.exec(stdout);
-  return {
-    reqPerSec: Number(rps[1]),
-    cpuUsPerReq: (cpuSec * 1e6) / total,
-    ...(errors ? { error: errors[0].trim().split("\n").slice(0, 3).join(" / ") } : {}),
-  };
-}
-
-function firstLine(cmd: string[]): string {
-  try {
-    const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", timeout: 5000 });
-    return (r.stdout.toString() || r.stderr.toString()).split("\n")[0]?.trim() || "?";
-  } catch {
-    return "?";
-  }
-}
-
-function machineInfo(): string[] {
-  const cpuinfo = existsSync("/proc/cpuinfo") ? readFileSync("/proc/cpuinfo", "utf8") : "";
-  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? "?";
-  const lines = [
-    `- date: ${new Date().toISOString()}`,
-    `- machine: ${availableParallelism()} CPUs (nproc), ${model}`,
-    `- bun ${Bun.version}; benchmark: etcd 3.4.23 tools/benchmark (${BENCHMARK_BIN})`,
-    `- etcd: ${binaries.etcd} (${firstLine([binaries.etcd, "--version"])})`,
-    `- tsetcd: ${binaries.tsetcd}${binaries.tsetcd === ETCD_BIN ? " (real etcd: a harness self-check)" : ""}`,
-    `- scale: ${scale} (totals multiplied by it); each cell: median req/s of ${repeat} run(s)`,
-  ];
-  return lines;
+  const total = scaledTotal(r, scale);
+  const before = cpuSeconds(member.pid);
+  const res = await runBenchmark(bench, member.clientUrl, r.args, total, `${index + 1}-${impl}-${attempt + 1}.txt`);
+  const after = cpuSeconds(member.pid);
+  const cpuUsPerReq = res.reqPerSec !== null && before !== null && after !== null ? ((after - before) * 1e6) / total : null;
+  return { reqPerSec: res.reqPerSec, cpuUsPerReq, ...(res.error ? { error: res.error } : {}) };
 }
 
 // ---- table ---------------------------------------------------------------------------------
-
-const fmt = (n: number | null | undefined, digits = 0) =>
-  n === null || n === undefined ? "—" : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 function table(results: Array<Partial<Record<Impl, Measurement>>>): string[] {
   const lines = [
@@ -170,8 +94,7 @@ function table(results: Array<Partial<Record<Impl, Measurement>>>): string[] {
   ROWS.forEach((r, i) => {
     const e = results[i]?.etcd;
     const t = results[i]?.tsetcd;
-    const ratio = e?.reqPerSec && t?.reqPerSec ? `${(t.reqPerSec / e.reqPerSec).toFixed(2)}x` : "—";
-    lines.push(`| ${r.name} | ${fmt(e?.reqPerSec)} | ${fmt(t?.reqPerSec)} | ${ratio} | ${fmt(e?.cpuUsPerReq, 1)} | ${fmt(t?.cpuUsPerReq, 1)} |`);
+    lines.push(`| ${r.name} | ${fmt(e?.reqPerSec)} | ${fmt(t?.reqPerSec)} | ${ratio(t?.reqPerSec, e?.reqPerSec)} | ${fmt(e?.cpuUsPerReq, 1)} | ${fmt(t?.cpuUsPerReq, 1)} |`);
   });
   return lines;
 }
@@ -217,7 +140,8 @@ async function main(): Promise<void> {
   const doc = [
     "# Benchmark: tsetcd vs etcd",
     "",
-    ...machineInfo(),
+    ...machineInfo(binaries),
+    `- scale: ${scale} (totals multiplied by it); each cell: median req/s of ${repeat} run(s)`,
     "",
     ...table(results),
     "",
@@ -226,12 +150,14 @@ async function main(): Promise<void> {
     "",
     "Commands (`benchmark --endpoints=127.0.0.1:PORT <args> --total=N`):",
     "",
-    ...ROWS.map((r) => `- ${r.name}: \`${r.args.join(" ")} --total=${Math.max(r.clients, Math.round(r.total * scale))}\``),
+    ...ROWS.map((r) => `- ${r.name}: \`${r.args.join(" ")} --total=${scaledTotal(r, scale)}\``),
     "",
   ].join("\n");
-  writeFileSync(outFile, doc);
+  // bench/cluster.ts's section stays (it is rewritten only by a run of bench/cluster.ts).
+  const clusterSection = readSection(outFile, CLUSTER_HEADING);
+  writeFileSync(outFile, clusterSection ? `${doc}\n${clusterSection}` : doc);
   console.log(`\n${doc}`);
-  console.log(`written to ${outFile}; raw benchmark output in ${rawDir}/`);
+  console.log(`written to ${outFile}; raw benchmark output in ${RAW_DIR}/`);
 }
 
 await main();

@@ -380,6 +380,8 @@ export class Member {
     } finally {
       this.inReady = false;
     }
+    // Out now, not at the end of the turn: acknowledgements and appends are on the commit path.
+    if (!this.stopped) this.transport.flush();
     if (!this.stopped && (this.raw.hasReady() || this.reads.pending)) this.scheduleReady();
   }
 
@@ -400,7 +402,10 @@ export class Member {
     // voter commits its own unpersisted entries, and a learner must not apply them first.
     const leaderFirst =
       this.raw.raft.role === Role.Leader && !voteOrTerm && rd.snapshot === undefined && this.raw.raft.log.committed <= this.storage.lastIndex();
-    if (leaderFirst) this.send(rd.messages);
+    if (leaderFirst && rd.messages.length > 0) {
+      this.send(rd.messages);
+      this.transport.flush();
+    }
 
     let snapFile: string | undefined;
     if (rd.snapshot) {

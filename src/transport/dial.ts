@@ -1,5 +1,8 @@
 // Opens one HTTP/2 client connection to a peer URL, bounded in time.
 import http2, { type ClientHttp2Session } from "node:http2";
+import { connect as netConnect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { isUnixUrl, unixSocketPath } from "./server.js";
 import type { PeerTlsOptions } from "./types.js";
 
 /** Flow-control window we grant the peer for what it sends back (responses only: small). */
@@ -18,13 +21,19 @@ export function dial(url: string, tls: PeerTlsOptions["client"], timeoutMs: numb
     };
     const timer = setTimeout(() => fail(new Error(`dial ${url} timed out after ${timeoutMs} ms`)), timeoutMs);
     try {
-      const secure = url.startsWith("https:");
-      session = http2.connect(url, {
-        settings: { initialWindowSize: CLIENT_WINDOW, enablePush: false },
-        ...(secure && tls
-          ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: tls.rejectUnauthorized ?? true }
-          : {}),
-      });
+      const u = new URL(url);
+      const secure = u.protocol === "https:" || u.protocol === "unixs:";
+      const tlsOpts = secure && tls ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: tls.rejectUnauthorized ?? true } : {};
+      if (isUnixUrl(u)) {
+        // A socket file: the authority is only a name; the connection is made by hand.
+        const path = unixSocketPath(u);
+        session = http2.connect(secure ? "https://localhost" : "http://localhost", {
+          settings: { initialWindowSize: CLIENT_WINDOW, enablePush: false },
+          createConnection: () => (secure ? tlsConnect({ path, ...tlsOpts, ALPNProtocols: ["h2"] }) : netConnect({ path })),
+        });
+      } else {
+        session = http2.connect(url, { settings: { initialWindowSize: CLIENT_WINDOW, enablePush: false }, ...tlsOpts });
+      }
     } catch (err) {
       fail(err);
       return;

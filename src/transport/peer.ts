@@ -25,6 +25,10 @@ export class Peer {
     return this.writer.isActive;
   }
 
+  flushNow(): void {
+    this.writer.flushNow();
+  }
+
   /** Date.now() since the stream to this peer is active; 0 while it is not. */
   get activeSince(): number {
     return this.writer.activeSince;

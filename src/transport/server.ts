@@ -12,6 +12,14 @@ const STREAM_WINDOW = 8 * 1024 * 1024;
 /** Message stream + snapshots from one peer need few streams. */
 const MAX_STREAMS = 32;
 
+export function isUnixUrl(u: URL): boolean {
+  return u.protocol === "unix:" || u.protocol === "unixs:";
+}
+
+export function unixSocketPath(u: URL): string {
+  return u.host;
+}
+
 export class PeerServer {
   private readonly servers: Array<Http2Server | Http2SecureServer> = [];
   private readonly sessions = new Set<ServerHttp2Session>();
@@ -49,17 +57,18 @@ export class PeerServer {
     const u = new URL(url);
     const settings = { initialWindowSize: STREAM_WINDOW, maxConcurrentStreams: MAX_STREAMS, enablePush: false };
     let server: Http2Server | Http2SecureServer;
-    if (u.protocol === "https:") {
-      if (!this.tls) throw new Error(`peer URL ${url} is https but no peer TLS certificate is configured`);
+    const secure = u.protocol === "https:" || u.protocol === "unixs:";
+    if (secure) {
+      if (!this.tls) throw new Error(`peer URL ${url} is ${u.protocol.slice(0, -1)} but no peer TLS certificate is configured`);
       server = http2.createSecureServer({ ...this.tls, settings, allowHTTP1: false, ALPNProtocols: ["h2"] });
-    } else if (u.protocol === "http:") {
+    } else if (u.protocol === "http:" || u.protocol === "unix:") {
       server = http2.createServer({ settings });
     } else {
       throw new Error(`unsupported peer URL scheme in ${url}`);
     }
     server.on("session", (session: ServerHttp2Session) => this.track(session));
     const allowed = this.tlsOptions?.allowedCn?.filter((cn) => cn !== "") ?? [];
-    if (u.protocol === "https:" && allowed.length > 0 && this.tls?.requestCert) {
+    if (secure && allowed.length > 0 && this.tls?.requestCert) {
       // --peer-cert-allowed-cn: the certificate was verified by the handshake; its CN must be listed.
       server.on("secureConnection", (socket: TLSSocket) => {
         let cn: unknown;
@@ -92,11 +101,13 @@ export class PeerServer {
     this.servers.push(server);
     const host = u.hostname.replace(/^\[|\]$/g, "");
     const port = Number(u.port || 2380);
+    // etcd's unix:// and unixs:// URLs name a socket file by the URL's host[:port] ("unix://etcd.unix:1").
+    const where = isUnixUrl(u) ? { path: unixSocketPath(u) } : { host, port, exclusive: true };
     return new Promise((resolve, reject) => {
       server.once("error", reject);
-      server.listen({ host, port, exclusive: true }, () => {
+      server.listen(where, () => {
         server.off("error", reject);
-        this.env.log.info("serving peer traffic", { address: `${host}:${port}`, tls: u.protocol === "https:" });
+        this.env.log.info("serving peer traffic", { address: "path" in where ? where.path : `${host}:${port}`, tls: secure });
         resolve();
       });
     });

@@ -253,6 +253,14 @@ export class StreamWriter {
 
   // --- writing ---
 
+  /** Writes what is queued now instead of at the end of the turn (the member is about to block on an fsync). */
+  flushNow(): void {
+    if (this.flushScheduled === null) return;
+    clearImmediate(this.flushScheduled);
+    this.flushScheduled = null;
+    this.flush();
+  }
+
   private scheduleFlush(): void {
     if (this.flushScheduled !== null) return;
     this.flushScheduled = setImmediate(() => {

@@ -131,6 +131,14 @@ export class Transport {
     }
   }
 
+  /**
+   * Hands what send() queued to the connections now rather than at the end of the event-loop
+   * turn: a leader calls it before its own fsync, so followers write in parallel with it.
+   */
+  flush(): void {
+    for (const p of this.peers.values()) p.flushNow();
+  }
+
   /** Closes every stream, connection and listener; bounded by limits.stopTimeoutMs. */
   async stop(): Promise<void> {
     if (this.stopped) return;
