@@ -151,10 +151,12 @@ function migrateSingleMember(db: Database, meta: MetaStore, self: bigint, cfg: B
   // A snapshot needs an index above 0; an empty old log has applied nothing, so index 1 describes it too.
   const applied = Math.max(1, meta.getNumber(APPLIED_INDEX) ?? 0);
   const term = Math.max(1, meta.getNumber(LEGACY_TERM) ?? 1);
+  // The old log goes first (everything in it is applied): Raft storage cannot even read a log
+  // without its compaction point. A crash after this only means migrating again.
+  db.run("DELETE FROM log");
   const storage = new SqliteRaftStorage(db);
   try {
     db.transaction(() => {
-      db.run("DELETE FROM log");
       storage.applySnapshot({ index: applied, term, confState: { voters: [self], learners: [] } });
       storage.setHardState({ term, vote: self, commit: applied });
       db.run(`DELETE FROM meta WHERE name = '${LEGACY_TERM}'`);
