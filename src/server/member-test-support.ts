@@ -7,6 +7,10 @@ import { create } from "@bufbuild/protobuf";
 import { PutRequestSchema, RangeRequestSchema } from "../gen/etcdserverpb/rpc_pb.js";
 import { freePort } from "../../test/harness/ports.js";
 import { Member, type MemberConfig } from "./member.js";
+import { log } from "../log.js";
+
+// Members in the test process would fill its output with their info logs.
+log.configure(process.env.TSETCD_TEST_LOG === "1" ? "info" : "error");
 import type { MemberInfo } from "./member-info.js";
 
 export const enc = (s: string) => new TextEncoder().encode(s);

@@ -299,15 +299,15 @@ export class Cluster {
     return m;
   }
 
+  /** What every way of starting a member passes to startMember. */
+  private startBase(m: ClusterMember, readyTimeoutMs?: number) {
+    return { binary: this.binary, name: m.name, dataDir: m.dataDir, clientUrl: m.clientUrl, peerUrl: m.listenPeerUrl, readyTimeoutMs };
+  }
+
   /** The flags that start (and restart) a member. */
   flagStart(m: ClusterMember, initialCluster: string, state: "new" | "existing", readyTimeoutMs?: number) {
     return {
-      binary: this.binary,
-      name: m.name,
-      dataDir: m.dataDir,
-      clientUrl: m.clientUrl,
-      peerUrl: m.listenPeerUrl,
-      readyTimeoutMs,
+      ...this.startBase(m, readyTimeoutMs),
       args: [
         `--initial-advertise-peer-urls=${m.peerUrl}`,
         `--initial-cluster=${initialCluster}`,
@@ -334,12 +334,7 @@ export class Cluster {
     const file = join(dir, `et_m${n}.yml`);
     writeFileSync(file, stringifyYaml(conf));
     return {
-      binary: this.binary,
-      name: m.name,
-      dataDir: m.dataDir,
-      clientUrl: m.clientUrl,
-      peerUrl: m.listenPeerUrl,
-      readyTimeoutMs,
+      ...this.startBase(m, readyTimeoutMs),
       exactArgs: true,
       args: [`--config-file=${file}`],
     };
