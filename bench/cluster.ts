@@ -28,6 +28,7 @@ import {
   RAW_DIR,
   type Row,
   TXN_PUT,
+  WARMUP,
   cpuSeconds,
   ensureBenchmark,
   fmt,
@@ -50,16 +51,7 @@ const ROWS: Row[] = [
   row("txn-put, 1000 clients", 100, 1000, 50_000, TXN_PUT),
 ];
 
-/**
- * Run before the measured rows, unmeasured, on both clusters: a fresh tsetcd runs its first
- * thousands of requests before the JIT has compiled the hot paths, which would otherwise be
- * charged to the first row alone.
- */
-const WARMUP: Row[] = [
-  row("warm-up put, 1 client", 1, 1, 1_000, PUT),
-  row("warm-up put, 100 clients", 10, 100, 10_000, PUT),
-  row("warm-up range, 100 clients", 10, 100, 10_000, RANGE_L),
-];
+/** WARMUP (lib.ts) runs on both clusters before the measured rows unless --warmup=0. */
 const warmup = option("warmup") !== "0";
 
 /** A row that takes longer than this is a stall: killed and reported, with the members' logs. */

@@ -206,3 +206,14 @@ export function writeSection(file: string, heading: string, body: string): void 
   const text = b === null ? `${old.replace(/\n*$/, old ? "\n\n" : "")}${block}` : `${old.slice(0, b[0])}${block}${b[1] < old.length ? "\n" : ""}${old.slice(b[1])}`;
   writeFileSync(file, text);
 }
+
+/**
+ * Unmeasured rows run against each server before the measured ones: Bun's JIT compiles the hot
+ * paths during the first thousands of requests, which would otherwise be charged to the first
+ * row alone.
+ */
+export const WARMUP: Row[] = [
+  row("warm-up put, 1 client", 1, 1, 1_000, PUT),
+  row("warm-up put, 100 clients", 10, 100, 10_000, PUT),
+  row("warm-up range, 100 clients", 10, 100, 10_000, RANGE_L),
+];

@@ -29,6 +29,7 @@ import {
   readSection,
   row,
   runBenchmark,
+  WARMUP,
   scaledTotal,
 } from "./lib.ts";
 
@@ -116,6 +117,7 @@ async function main(): Promise<void> {
     members[impl] = m;
     const put = await etcdctl(m.clientUrl, ["put", "foo", "bar"]); // the key the range rows read
     if (put.code !== 0) throw new Error(`${impl}: put foo failed: ${put.stderr}`);
+    for (const [k, w] of WARMUP.entries()) await runBenchmark(bench, m.clientUrl, w.args, w.total, `0-warmup${k + 1}-${impl}.txt`);
   }
 
   const results: Array<Partial<Record<Impl, Measurement>>> = [];
