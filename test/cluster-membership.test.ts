@@ -63,6 +63,11 @@ describe.skipIf(!haveTools)("membership", () => {
     expect(pending).toEqual({ ID: id4, STATUS: "unstarted", NAME: "", "PEER ADDRS": m4.peerUrl, "CLIENT ADDRS": "", "IS LEARNER": "true" });
 
     await c.startAdded(m4, initialCluster);
+    // A learner serves only serializable reads and Status (etcd's learner interceptor).
+    const learnerPut = await m4.ctl(["put", "via-learner", "x"]);
+    expect(learnerPut.code).not.toBe(0);
+    expect(learnerPut.stderr).toContain("Error: etcdserver: rpc not supported for learner");
+    expect((await m4.ctl(["get", "--consistency=s", "via-learner"])).code).toBe(0);
     // --- promote (retry while it is not yet in sync with the leader) -----------------------
     let promoted = false;
     let lastErr = "";

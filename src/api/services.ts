@@ -4,13 +4,14 @@ import { Auth, Cluster, KV, Lease, Maintenance, Watch } from "../gen/etcdserverp
 import { Election } from "../gen/v3electionpb/v3election_pb.js";
 import { Lock } from "../gen/v3lockpb/v3lock_pb.js";
 import type { Member } from "../server/member.js";
-import type { ServiceRegistration } from "./context.js";
+import type { ServiceImpl, ServiceRegistration } from "./context.js";
+import { Errors } from "../errors.js";
 import { kvService } from "./kv.js";
 import { maintenanceService } from "./maintenance.js";
 import { clusterService } from "./cluster.js";
 
 export function allServices(member: Member, opts: { maxTxnOps: number }): ServiceRegistration[] {
-  return [
+  const services: ServiceRegistration[] = [
     { service: KV, impl: kvService(member, opts.maxTxnOps) },
     { service: Maintenance, impl: maintenanceService(member) },
     { service: Watch, impl: {} },
@@ -20,4 +21,26 @@ export function allServices(member: Member, opts: { maxTxnOps: number }): Servic
     { service: Lock, impl: {} },
     { service: Election, impl: {} },
   ];
+  return services.map((s) => ({ service: s.service, impl: learnerGuard(s.service.typeName, s.impl, () => member.isLearner()) }));
+}
+
+/**
+ * etcd's interceptors: a learner answers only Status and serializable Range; every other call
+ * (streams included) gets "rpc not supported for learner", so clients move to another member.
+ */
+function learnerGuard(service: string, impl: ServiceImpl, isLearner: () => boolean): ServiceImpl {
+  const out: ServiceImpl = {};
+  for (const [name, fn] of Object.entries(impl)) {
+    const allowed =
+      service === "etcdserverpb.Maintenance" && name === "status"
+        ? () => true
+        : service === "etcdserverpb.KV" && name === "range"
+          ? (input: any) => input?.serializable === true
+          : () => false;
+    out[name] = (input, ctx) => {
+      if (isLearner() && !allowed(input)) throw Errors.notSupportedForLearner();
+      return fn(input, ctx);
+    };
+  }
+  return out;
 }
