@@ -413,30 +413,33 @@ export class Member {
       invariant(snapFile !== undefined, `no data for the snapshot at ${rd.snapshot.meta.index}`);
       attachSnapshot(this.db, snapFile);
     }
-    this.setSynchronous(rd.entries.length > 0 || voteOrTerm || rd.snapshot !== undefined ? "FULL" : "NORMAL");
     const answers: Array<[bigint, unknown]> = [];
     const confChanges: AppliedChange[] = [];
     const started = performance.now();
-    try {
-      this.db.transaction(() => {
-        if (rd.snapshot) this.installSnapshot(rd.snapshot.meta);
-        if (rd.entries.length > 0) this.storage.append(rd.entries);
-        if (hard) this.storage.setHardState(hard);
-        for (const e of rd.committedEntries) this.applyEntry(e, answers, confChanges);
-        if (rd.committedEntries.length > 0 || rd.snapshot) this.meta.setNumber(APPLIED_INDEX, this.appliedIndex);
-        this.maybeSnapshot();
-      })();
-      this.storage.committed();
-    } catch (err) {
-      this.storage.rollbackCache();
-      throw err;
-    } finally {
-      if (snapFile !== undefined) {
-        detachSnapshot(this.db);
+    // Heartbeats and most acknowledgements bring only messages: no transaction for those.
+    const writes = rd.snapshot !== undefined || rd.entries.length > 0 || hard !== undefined || rd.committedEntries.length > 0;
+    if (writes) this.setSynchronous(rd.entries.length > 0 || voteOrTerm || rd.snapshot !== undefined ? "FULL" : "NORMAL");
+    if (writes) {
+      try {
+        this.db.transaction(() => {
+          if (rd.snapshot) this.installSnapshot(rd.snapshot.meta);
+          if (rd.entries.length > 0) this.storage.append(rd.entries);
+          if (hard) this.storage.setHardState(hard);
+          for (const e of rd.committedEntries) this.applyEntry(e, answers, confChanges);
+          if (rd.committedEntries.length > 0 || rd.snapshot) this.meta.setNumber(APPLIED_INDEX, this.appliedIndex);
+          this.maybeSnapshot();
+        })();
+        this.storage.committed();
+      } catch (err) {
+        this.storage.rollbackCache();
+        throw err;
+      } finally {
+        if (snapFile !== undefined) {
+          detachSnapshot(this.db);
+        }
       }
     }
-    const seconds = (performance.now() - started) / 1000;
-    if (this.synchronous === "FULL") this.metrics.fsynced(seconds);
+    if (writes && this.synchronous === "FULL") this.metrics.fsynced((performance.now() - started) / 1000);
     if (hard) {
       this.persistedTerm = hard.term;
       this.persistedVote = hard.vote;
