@@ -41,9 +41,9 @@ test("learner applies an entry the only voter never persisted", async () => {
   // The leader's next transaction does not commit (a crash between send and COMMIT; here: a throw).
   const st = (L as any).storage;
   const orig = st.append.bind(st);
-  const hr = (L as any).handleReady.bind(L);
+  const hr = (L as any).persistAndApply.bind(L);
   let armed = false, fired = false;
-  (L as any).handleReady = (rd: any) => {
+  (L as any).persistAndApply = (rd: any) => {
     if (armed && !fired && rd.entries.length > 0 && rd.messages.some((m: any) => m.entries.length > 0 && m.commit >= rd.entries[rd.entries.length - 1].index)) { fired = true; st.append = () => { throw new Error("simulated crash before COMMIT"); }; }
     return hr(rd);
   };

@@ -7,7 +7,10 @@
 // The loop (runReady), once per event-loop turn with work:
 //   1. a leader sends its messages first (followers persist in parallel; the
 //      leader's own entries count for commit only once persisted, because the
-//      next Ready is handled only after this one's transaction committed);
+//      next Ready is handled only after this one's transaction committed), and
+//      when they carry new entries it yields one event-loop turn before its
+//      fsync: Bun's node:http2 hands writes to the socket only when the loop
+//      turns, so without the yield followers would start only after it;
 //   2. ONE SQLite transaction: install a received snapshot, append entries,
 //      hard state, apply committed entries (MVCC, membership, alarms) and
 //      the applied index, maybe take a snapshot and compact the log. It is
@@ -370,31 +373,61 @@ export class Member {
     this.readyScheduled = false;
     if (this.stopped || this.inReady) return;
     this.inReady = true;
+    let yielding = false;
     try {
       this.reads.flush();
       for (let i = 0; i < READY_ROUNDS && !this.stopped; i++) {
         const rd = this.raw.ready();
         if (rd === undefined) break;
-        this.handleReady(rd);
+        if (this.guard(() => this.sendFirst(rd)) === true) {
+          // Bun's node:http2 writes reach the socket only when the event loop turns: let
+          // them go before blocking on this Ready's fsync, so followers write in parallel.
+          yielding = true;
+          setImmediate(() => this.finishYielded(rd));
+          return;
+        }
+        this.guard(() => this.persistAndApply(rd));
       }
+    } finally {
+      if (!yielding) this.inReady = false;
+    }
+    this.afterReadyRound();
+  }
+
+  /** The rest of a Ready whose appends were sent first (runReady keeps inReady meanwhile). */
+  private finishYielded(rd: Ready): void {
+    try {
+      // Stopping meanwhile abandons the Ready: nothing of it was acknowledged.
+      if (!this.stopped) this.guard(() => this.persistAndApply(rd));
     } finally {
       this.inReady = false;
     }
+    this.afterReadyRound();
+    if (!this.stopped && this.raw.hasReady()) this.runReady();
+  }
+
+  private afterReadyRound(): void {
+    if (this.stopped) return;
     // Out now, not at the end of the turn: acknowledgements and appends are on the commit path.
-    if (!this.stopped) this.transport.flush();
-    if (!this.stopped && (this.raw.hasReady() || this.reads.pending)) this.scheduleReady();
+    this.transport.flush();
+    if (this.raw.hasReady() || this.reads.pending) this.scheduleReady();
   }
 
   /** Any failure while handling a Ready is fatal: the core already counts it as done. */
-  private handleReady(rd: Ready): void {
+  private guard<T>(fn: () => T): T | undefined {
     try {
-      this.handleReadyOrThrow(rd);
+      return fn();
     } catch (err) {
       this.fatal("failed to handle a Raft batch", err);
+      return undefined;
     }
   }
 
-  private handleReadyOrThrow(rd: Ready): void {
+  /**
+   * The first part of a Ready: soft state, and a leader's messages when it may send before its
+   * own fsync. Returns true when it sent new entries to followers (worth yielding for).
+   */
+  private sendFirst(rd: Ready): boolean {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
     const hard = rd.hardState;
     const voteOrTerm = hard !== undefined && (hard.term !== this.persistedTerm || hard.vote !== this.persistedVote);
@@ -402,11 +435,20 @@ export class Member {
     // voter commits its own unpersisted entries, and a learner must not apply them first.
     const leaderFirst =
       this.raw.raft.role === Role.Leader && !voteOrTerm && rd.snapshot === undefined && this.raw.raft.log.committed <= this.storage.lastIndex();
-    if (leaderFirst && rd.messages.length > 0) {
-      this.send(rd.messages);
-      this.transport.flush();
-    }
+    this.sentFirst = leaderFirst;
+    if (!leaderFirst || rd.messages.length === 0) return false;
+    this.send(rd.messages);
+    this.transport.flush();
+    return rd.entries.length > 0;
+  }
+  /** Whether the Ready being handled had its messages sent by sendFirst. */
+  private sentFirst = false;
 
+  /** The rest of a Ready: one transaction, then the Raft configuration, messages, answers, advance. */
+  private persistAndApply(rd: Ready): void {
+    const hard = rd.hardState;
+    const voteOrTerm = hard !== undefined && (hard.term !== this.persistedTerm || hard.vote !== this.persistedVote);
+    const leaderFirst = this.sentFirst;
     let snapFile: string | undefined;
     if (rd.snapshot) {
       snapFile = this.incoming.get(snapKey(rd.snapshot.meta));
