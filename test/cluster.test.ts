@@ -131,3 +131,16 @@ describe.skipIf(!haveTools)("the classic demo", () => {
     expect(ser.stdout).toBe("foo\nbaz\n");
   }, 60_000);
 });
+
+describe.skipIf(!haveTools)("peer TLS", () => {
+  test("--peer-auto-tls: three members over https peer URLs with generated certificates", async () => {
+    cluster = await Cluster.start({ peerScheme: "https", args: ["--peer-auto-tls"] });
+    const [m1, m2, m3] = cluster.members as [typeof cluster.members[0], typeof cluster.members[0], typeof cluster.members[0]];
+    expect((await m1.ctl(["put", "tls", "yes"])).stdout).toBe("OK\n");
+    expect((await m3.ctl(["get", "tls"])).stdout).toBe("tls\nyes\n");
+    const list = await m2.ctl(["member", "list"]);
+    expect(list.stdout.match(/https:\/\/127\.0\.0\.1:\d+/g)?.length).toBe(3);
+    // As etcd: the certificate is generated under <data-dir>/fixtures/peer.
+    expect(await Bun.file(`${m1.dataDir}/fixtures/peer/cert.pem`).exists()).toBe(true);
+  }, 60_000);
+});

@@ -50,6 +50,8 @@ export interface ClusterOptions {
   readyTimeoutMs?: number;
   /** Fixed ports instead of fresh ones (to start two binaries on the same ports in turn). */
   ports?: MemberPorts[];
+  /** Scheme of the peer URLs; "https" needs peer TLS flags in `args` (e.g. --peer-auto-tls). */
+  peerScheme?: "http" | "https";
 }
 
 export interface MemberPorts {
@@ -116,10 +118,11 @@ export class ClusterMember {
     readonly name: string,
     readonly ports: MemberPorts,
     readonly dataDir: string,
+    peerScheme: "http" | "https" = "http",
   ) {
     this.clientUrl = `http://127.0.0.1:${ports.client}`;
-    this.listenPeerUrl = `http://127.0.0.1:${ports.peer}`;
-    this.peerUrl = `http://127.0.0.1:${ports.proxy ?? ports.peer}`;
+    this.listenPeerUrl = `${peerScheme}://127.0.0.1:${ports.peer}`;
+    this.peerUrl = `${peerScheme}://127.0.0.1:${ports.proxy ?? ports.peer}`;
     allMembers.add(this);
   }
 
@@ -228,6 +231,7 @@ export class Cluster {
   readonly token: string;
   readonly root: string;
   readonly proxies: boolean;
+  readonly peerScheme: "http" | "https";
   /** Flags every member got (flags mode). */
   readonly commonArgs: string[];
 
@@ -235,6 +239,7 @@ export class Cluster {
     this.binary = opts.binary ?? CLUSTER_BIN;
     this.token = opts.token ?? TOKEN;
     this.proxies = opts.proxies ?? false;
+    this.peerScheme = opts.peerScheme ?? "http";
     this.commonArgs = opts.args ?? [];
     installCleanup();
     this.root = mkdtempSync(join(tmpdir(), "tsetcd-cluster-"));
@@ -282,7 +287,7 @@ export class Cluster {
 
   private async newMember(name: string, ports: MemberPorts): Promise<ClusterMember> {
     const dataDir = join(this.root, `${name}.etcd`);
-    const m = new ClusterMember(this, name, ports, dataDir);
+    const m = new ClusterMember(this, name, ports, dataDir, this.peerScheme);
     if (this.proxies) {
       if (ports.proxy === undefined) throw new Error(`${name}: proxies need a proxy port`);
       const proxyPort = ports.proxy;
