@@ -9,12 +9,13 @@ import { Errors } from "../errors.js";
 import { kvService } from "./kv.js";
 import { maintenanceService } from "./maintenance.js";
 import { clusterService } from "./cluster.js";
+import { watchService } from "./watch.js";
 
 export function allServices(member: Member, opts: { maxTxnOps: number }): ServiceRegistration[] {
   const services: ServiceRegistration[] = [
     { service: KV, impl: kvService(member, opts.maxTxnOps) },
     { service: Maintenance, impl: maintenanceService(member) },
-    { service: Watch, impl: {} },
+    { service: Watch, impl: watchService({ hub: member.watchHub, header: (rev) => member.header(rev), maxRequestBytes: member.config.maxRequestBytes }) },
     { service: Lease, impl: {} },
     { service: Cluster, impl: clusterService(member.clusterOps, () => member.header()) },
     { service: Auth, impl: {} },

@@ -170,6 +170,11 @@ export class MvccStore {
    * history and compactions get the same hash (etcdctl endpoint hashkv), so a
    * diverged member shows. The value is tsetcd's own, not etcd's bbolt hash.
    */
+  /** History rows with main revision >= fromRev, in revision order (limit 0 = all): what a watch replays. */
+  readHistory(fromRev: number, limit: number): KeyValue[] {
+    return this.backend.readHistory(fromRev, limit);
+  }
+
   hashKV(rev: number): { hash: number; revision: number; compactRevision: number } {
     if (rev > this.currentRev) throw Errors.futureRev();
     const upTo = rev <= 0 ? this.currentRev : rev;

@@ -51,6 +51,7 @@ import { openDatabase } from "../storage/db.js";
 import { MetaStore } from "../storage/meta-store.js";
 import { SqliteRaftStorage } from "../storage/raft-storage.js";
 import { MvccStore } from "../mvcc/store.js";
+import { storeSource, WatchHub } from "../watch/hub.js";
 import { SqliteBackend } from "../mvcc/sqlite-backend.js";
 import { RawNode } from "../raft/node.js";
 import { applyChange, decodeConfChange } from "../raft/confchange.js";
@@ -134,6 +135,7 @@ export class Member {
   readonly memberId: bigint;
   readonly clusterId: bigint;
   store: MvccStore;
+  readonly watchHub: WatchHub;
   alarms: Alarms;
   readonly membership: Membership;
   readonly metrics: Metrics;
@@ -196,6 +198,8 @@ export class Member {
     this.meta = new MetaStore(db);
     this.pageSize = (db.query("PRAGMA page_size").get() as { page_size: number }).page_size;
     this.store = new MvccStore(new SqliteBackend(db));
+    this.watchHub = new WatchHub(storeSource(this.store));
+    this.store.onEvents = (rev, evs) => this.watchHub.publish(rev, evs);
     this.alarms = new Alarms(this.meta);
     this.sm = { store: this.store, alarms: this.alarms };
     this.membership = new Membership(db);
@@ -472,7 +476,9 @@ export class Member {
           this.maybeSnapshot();
         })();
         this.storage.committed();
+        this.watchHub.committed();
       } catch (err) {
+        this.watchHub.rolledBack();
         this.storage.rollbackCache();
         throw err;
       } finally {
@@ -656,6 +662,8 @@ export class Member {
     rmSync(file, { force: true });
     // Every in-memory view of the replaced tables is rebuilt from them.
     this.store = new MvccStore(new SqliteBackend(this.db));
+    this.store.onEvents = (rev, evs) => this.watchHub.publish(rev, evs);
+    this.watchHub.storeReplaced(storeSource(this.store));
     this.alarms = new Alarms(this.meta);
     this.sm = { store: this.store, alarms: this.alarms };
     this.membership.reload();
@@ -1004,6 +1012,7 @@ export class Member {
     if (this.stopped) return;
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
+    this.watchHub.close();
     this.waiters.rejectAll(Errors.stopped());
     this.confWaiters.rejectAll(Errors.stopped());
     this.reads.rejectAll(Errors.stopped());

@@ -50,12 +50,6 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   });
   let fatal: ((reason: string) => void) | undefined;
   member.onFatal = (reason) => fatal?.(reason);
-  try {
-    await member.start();
-  } catch (err) {
-    await member.stop().catch(() => {});
-    throw err;
-  }
   const services = allServices(member, { maxTxnOps: opts.maxTxnOps });
   const maxRecvBytes = opts.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   const grpc = new GrpcServer(services, { maxRecvBytes, maxSendBytes: MAX_SEND_BYTES });
@@ -70,23 +64,37 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     ? await clientTlsOptions({ ...opts.tls, dataDir: opts.dataDir, hosts })
     : undefined;
 
-  log.info("enabled capabilities for version", { "cluster-version": API_VERSION });
   const ports: ClientPort[] = [];
-  for (const [i, url] of urls.entries()) {
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      throw new Error(`listen-client-urls: scheme ${url.protocol} of ${url.href} is not supported by tsetcd yet (use http:// or https://)`);
-    }
-    if (url.protocol === "https:" && !tlsOptions) {
-      throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${url.href} with HTTPS scheme`);
-    }
-    const port = new ClientPort({ grpc, http, fetch, maxBodyBytes: maxRecvBytes, maxConcurrentStreams: opts.maxConcurrentStreams });
-    await port.listen(hosts[i], Number(url.port || 2379), url.protocol === "https:" ? tlsOptions : undefined);
-    ports.push(port);
+  // The client ports listen before the member has published itself (as etcd's do), so a
+  // client that reads "published" in the log can connect at once; calls made meanwhile
+  // wait for a leader like any other.
+  try {
+    await listenAll();
+    log.info("enabled capabilities for version", { "cluster-version": API_VERSION });
+    await member.start();
+  } catch (err) {
+    for (const p of ports) p.close();
+    await member.stop().catch(() => {});
+    throw err;
   }
   for (const url of urls) {
     log.info("ready to serve client requests");
     if (url.protocol === "http:") log.warn("serving client traffic insecurely; this is strongly discouraged!", { address: url.host });
     else log.info("serving client traffic securely", { address: url.host });
+  }
+
+  async function listenAll(): Promise<void> {
+    for (const [i, url] of urls.entries()) {
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        throw new Error(`listen-client-urls: scheme ${url.protocol} of ${url.href} is not supported by tsetcd yet (use http:// or https://)`);
+      }
+      if (url.protocol === "https:" && !tlsOptions) {
+        throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${url.href} with HTTPS scheme`);
+      }
+      const port = new ClientPort({ grpc, http, fetch, maxBodyBytes: maxRecvBytes, maxConcurrentStreams: opts.maxConcurrentStreams });
+      await port.listen(hosts[i], Number(url.port || 2379), url.protocol === "https:" ? tlsOptions : undefined);
+      ports.push(port);
+    }
   }
 
   let stopping: Promise<void> | undefined;

@@ -1,0 +1,270 @@
+// The Watch service: etcd's serverWatchStream (etcdserver/api/v3rpc/watch.go)
+// over the WatchHub. One bidi stream carries many watchers; control answers
+// (created, canceled, progress requests) go out in the order the requests
+// came, and a watcher's events never precede its "created" answer.
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  type ResponseHeader,
+  type WatchCreateRequest,
+  WatchCreateRequest_FilterType,
+  type WatchRequest,
+  type WatchResponse,
+  WatchResponseSchema,
+} from "../gen/etcdserverpb/rpc_pb.js";
+import { type Event, EventSchema } from "../gen/mvccpb/kv_pb.js";
+import { compareBytes, toRangeEnd } from "../mvcc/key-range.js";
+import { isCreateEvent, type WatchHub, type WatchMessage, type Watcher } from "../watch/hub.js";
+import type { CallContext, ServiceImpl } from "./context.js";
+
+export interface WatchDeps {
+  hub: WatchHub;
+  /** The response header at `revision` ({cluster_id, member_id, revision, raft_term}). */
+  header: (revision: number) => ResponseHeader;
+  /** --max-request-bytes: the size fragmented responses are cut at (etcd default 1.5 MiB). */
+  maxRequestBytes?: number;
+  /** Progress notification interval for watchers created with progress_notify (etcd default 10 min). */
+  progressIntervalMs?: number;
+}
+
+/** clientv3.InvalidWatchID */
+const INVALID_ID = -1n;
+const ERR_EMPTY_RANGE = "mvcc: watcher range is empty";
+const ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream";
+const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
+const DEFAULT_PROGRESS_MS = 10 * 60 * 1000;
+
+interface Entry {
+  /** undefined once the hub canceled it for compaction (etcd keeps the id until canceled). */
+  w: Watcher;
+  prevKv: boolean;
+  fragment: boolean;
+  /** etcd's progress map: present when progress_notify was asked; false right after events were sent. */
+  progress: boolean | undefined;
+}
+
+export function watchService(deps: WatchDeps): ServiceImpl {
+  return {
+    watch(reqs: AsyncIterable<WatchRequest>, ctx: CallContext): AsyncIterable<WatchResponse> {
+      return new WatchStream(deps, ctx.signal).run(reqs);
+    },
+  };
+}
+
+class WatchStream {
+  private readonly ctrl: WatchResponse[] = [];
+  private readonly watchers = new Map<bigint, Entry>();
+  /** Watchers whose queue may hold messages, in the order they became ready. */
+  private readonly ready = new Set<bigint>();
+  private nextId = 0n;
+  private wake: (() => void) | undefined;
+  private failure: unknown;
+  private ended = false;
+  private progressTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly maxRequestBytes: number;
+
+  constructor(
+    private readonly deps: WatchDeps,
+    private readonly signal: AbortSignal,
+  ) {
+    this.maxRequestBytes = deps.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+  }
+
+  async *run(reqs: AsyncIterable<WatchRequest>): AsyncGenerator<WatchResponse> {
+    const onAbort = () => this.notify();
+    this.signal.addEventListener("abort", onAbort);
+    void this.receive(reqs);
+    try {
+      while (!this.signal.aborted) {
+        if (this.failure !== undefined) throw this.failure;
+        const c = this.ctrl.shift();
+        if (c !== undefined) {
+          yield c;
+          continue;
+        }
+        const out = this.nextEvents();
+        if (out !== undefined) {
+          for (const r of out) yield r;
+          continue;
+        }
+        // As etcd: a client that only half-closes keeps getting events until it goes away.
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+      }
+    } finally {
+      this.signal.removeEventListener("abort", onAbort);
+      this.close();
+    }
+  }
+
+  private notify(): void {
+    this.wake?.();
+  }
+
+  private close(): void {
+    this.ended = true;
+    if (this.progressTimer !== undefined) clearInterval(this.progressTimer);
+    for (const e of this.watchers.values()) e.w.cancel();
+    this.watchers.clear();
+    this.ready.clear();
+  }
+
+  private async receive(reqs: AsyncIterable<WatchRequest>): Promise<void> {
+    try {
+      for await (const req of reqs) {
+        if (this.ended) return;
+        this.handle(req);
+      }
+    } catch (err) {
+      if (!this.ended) this.failure = err;
+      this.notify();
+    }
+  }
+
+  private handle(req: WatchRequest): void {
+    const u = req.requestUnion;
+    switch (u.case) {
+      case "createRequest":
+        this.create(u.value);
+        break;
+      case "cancelRequest": {
+        const id = u.value.watchId;
+        const e = this.watchers.get(id);
+        if (e === undefined) return; // etcd: no answer for an unknown id
+        e.w.cancel();
+        this.watchers.delete(id);
+        this.ready.delete(id);
+        this.control(create(WatchResponseSchema, { header: this.header(), watchId: id, canceled: true }));
+        break;
+      }
+      case "progressRequest":
+        this.control(create(WatchResponseSchema, { header: this.header(), watchId: INVALID_ID }));
+        break;
+      default:
+        break; // etcd ignores what it does not know
+    }
+  }
+
+  private create(creq: WatchCreateRequest): void {
+    let key = creq.key;
+    if (key.length === 0) key = new Uint8Array([0]); // \x00 is the smallest key
+    const end = toRangeEnd(creq.rangeEnd);
+    const wsrev = this.deps.hub.currentRev;
+    const fail = (reason: string) =>
+      this.control(
+        create(WatchResponseSchema, { header: this.deps.header(wsrev), watchId: INVALID_ID, created: true, canceled: true, cancelReason: reason }),
+      );
+    if (end !== null && end.length > 0 && compareBytes(key, end) >= 0) return fail(ERR_EMPTY_RANGE);
+    let id = creq.watchId;
+    if (id === 0n) {
+      while (this.watchers.has(this.nextId)) this.nextId++;
+      id = this.nextId++;
+    } else if (this.watchers.has(id)) {
+      return fail(ERR_DUPLICATE_ID);
+    }
+    const start = creq.startRevision === 0n ? wsrev + 1 : Number(creq.startRevision);
+    // The created answer is queued before the watcher exists, so it goes out first.
+    this.control(create(WatchResponseSchema, { header: this.deps.header(wsrev), watchId: id, created: true }));
+    const w = this.deps.hub.watch({
+      key,
+      end,
+      startRevision: start,
+      noPut: creq.filters.includes(WatchCreateRequest_FilterType.NOPUT),
+      noDelete: creq.filters.includes(WatchCreateRequest_FilterType.NODELETE),
+      onReady: () => {
+        this.ready.add(id);
+        this.notify();
+      },
+    });
+    this.watchers.set(id, { w, prevKv: creq.prevKv, fragment: creq.fragment, progress: creq.progressNotify ? true : undefined });
+    if (creq.progressNotify) this.startProgressTimer();
+  }
+
+  private control(r: WatchResponse): void {
+    this.ctrl.push(r);
+    this.notify();
+  }
+
+  private header(): ResponseHeader {
+    return this.deps.header(this.deps.hub.currentRev);
+  }
+
+  /** The next watcher message as one response (or its fragments). */
+  private nextEvents(): WatchResponse[] | undefined {
+    for (const id of this.ready) {
+      const e = this.watchers.get(id);
+      const msg = e?.w.next();
+      if (e === undefined || msg === undefined) {
+        this.ready.delete(id);
+        continue;
+      }
+      // Round robin: a watcher with more queued goes to the back.
+      this.ready.delete(id);
+      if (e.w.queued > 0) this.ready.add(id);
+      return this.toResponses(id, e, msg);
+    }
+    return undefined;
+  }
+
+  private toResponses(id: bigint, e: Entry, msg: WatchMessage): WatchResponse[] {
+    const events = msg.events.map((ev) => this.withPrevKv(ev, e.prevKv));
+    const wr = create(WatchResponseSchema, {
+      header: this.deps.header(msg.revision),
+      watchId: id,
+      events,
+      compactRevision: BigInt(msg.compactRevision),
+      canceled: msg.compactRevision !== 0,
+    });
+    if (events.length > 0 && e.progress !== undefined) e.progress = false;
+    return e.fragment ? fragments(wr, this.maxRequestBytes) : [wr];
+  }
+
+  /** etcd looks prev_kv up at the event's revision - 1; live events already carry it. */
+  private withPrevKv(ev: Event, wanted: boolean): Event {
+    if (!wanted) return ev.prevKv === undefined ? ev : create(EventSchema, { type: ev.type, kv: ev.kv });
+    if (ev.prevKv !== undefined || isCreateEvent(ev)) return ev;
+    const prev = this.deps.hub.getAt(ev.kv!.key, Number(ev.kv!.modRevision) - 1);
+    return prev === null ? ev : create(EventSchema, { type: ev.type, kv: ev.kv, prevKv: prev });
+  }
+
+  private startProgressTimer(): void {
+    if (this.progressTimer !== undefined) return;
+    const ms = this.deps.progressIntervalMs ?? DEFAULT_PROGRESS_MS;
+    this.progressTimer = setInterval(() => {
+      for (const e of this.watchers.values()) {
+        if (e.progress === undefined) continue;
+        if (e.progress) e.w.requestProgress();
+        e.progress = true;
+      }
+    }, ms);
+    (this.progressTimer as { unref?: () => void }).unref?.();
+  }
+}
+
+/** etcd's sendFragments: cut a response whose size reaches the limit, never below one event per part. */
+function fragments(wr: WatchResponse, maxBytes: number): WatchResponse[] {
+  const size = (r: WatchResponse) => toBinary(WatchResponseSchema, r).length;
+  if (wr.events.length < 2 || size(wr) < maxBytes) return [wr];
+  const out: WatchResponse[] = [];
+  const all = wr.events;
+  let idx = 0;
+  while (true) {
+    const cur = create(WatchResponseSchema, {
+      header: wr.header,
+      watchId: wr.watchId,
+      compactRevision: wr.compactRevision,
+      canceled: wr.canceled,
+      fragment: true,
+    });
+    for (; idx < all.length; idx++) {
+      cur.events.push(all[idx]);
+      if (cur.events.length > 1 && size(cur) >= maxBytes) {
+        cur.events.pop();
+        break;
+      }
+    }
+    if (idx === all.length) cur.fragment = false;
+    out.push(cur);
+    if (!cur.fragment) break;
+  }
+  return out;
+}
