@@ -433,8 +433,7 @@ export class Member {
    */
   private sendFirst(rd: Ready): boolean {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
-    const hard = rd.hardState;
-    const voteOrTerm = hard !== undefined && (hard.term !== this.persistedTerm || hard.vote !== this.persistedVote);
+    const voteOrTerm = this.changesVoteOrTerm(rd);
     // Only while no message can carry a commit index above what is on disk here: a lone
     // voter commits its own unpersisted entries, and a learner must not apply them first.
     const leaderFirst =
@@ -448,10 +447,16 @@ export class Member {
   /** Whether the Ready being handled had its messages sent by sendFirst. */
   private sentFirst = false;
 
+  /** A new vote or term must be on disk before any message that depends on it leaves. */
+  private changesVoteOrTerm(rd: Ready): boolean {
+    const hard = rd.hardState;
+    return hard !== undefined && (hard.term !== this.persistedTerm || hard.vote !== this.persistedVote);
+  }
+
   /** The rest of a Ready: one transaction, then the Raft configuration, messages, answers, advance. */
   private persistAndApply(rd: Ready): void {
     const hard = rd.hardState;
-    const voteOrTerm = hard !== undefined && (hard.term !== this.persistedTerm || hard.vote !== this.persistedVote);
+    const voteOrTerm = this.changesVoteOrTerm(rd);
     const leaderFirst = this.sentFirst;
     let snapFile: string | undefined;
     if (rd.snapshot) {
