@@ -73,7 +73,7 @@ import { decodeMessage, encodeMessage } from "../transport/codec.js";
 import { CLUSTER_VERSION, SERVER_VERSION } from "../version.js";
 import { Alarms } from "./alarms.js";
 import { Metrics } from "./metrics.js";
-import { applyRequest, type StateMachine } from "./apply.js";
+import { applyRequest } from "./apply.js";
 import { APPLIED_INDEX, bootstrap, type BootstrapConfig, type Identity } from "./bootstrap.js";
 import { Membership, encodeMemberContext } from "./membership.js";
 import type { MemberInfo } from "./member-info.js";
@@ -148,7 +148,6 @@ export class Member {
   private readonly meta: MetaStore;
   private readonly storage: SqliteRaftStorage;
   private readonly raw: RawNode;
-  private sm: StateMachine;
   private readonly ids: RequestIds;
   private readonly waiters: Waiters;
   /** Conf change proposals, keyed by confKey(type, node id): one change at a time. */
@@ -201,7 +200,6 @@ export class Member {
     this.watchHub = new WatchHub(storeSource(this.store));
     this.store.onEvents = (rev, evs) => this.watchHub.publish(rev, evs);
     this.alarms = new Alarms(this.meta);
-    this.sm = { store: this.store, alarms: this.alarms };
     this.membership = new Membership(db);
     this.quota = config.quotaBackendBytes;
     // etcd's ReqTimeout: 5 s plus two election timeouts.
@@ -604,7 +602,8 @@ export class Member {
         this.membership.applyClusterVersion(r.value.version);
         return {};
       default:
-        return applyRequest(this.sm, r);
+        // The member is the state machine: its store and alarms (replaced by a snapshot install).
+        return applyRequest(this, r);
     }
   }
 
@@ -670,7 +669,6 @@ export class Member {
     this.store.onEvents = (rev, evs) => this.watchHub.publish(rev, evs);
     this.watchHub.storeReplaced(storeSource(this.store));
     this.alarms = new Alarms(this.meta);
-    this.sm = { store: this.store, alarms: this.alarms };
     this.membership.reload();
     this.peersDirty = true;
     this.sizeAfterLastCommit = this.dbSize();

@@ -49,11 +49,11 @@ export class ReadIndexReads {
     private readonly maxWaiting: number,
   ) {}
 
+  /** Reads not yet settled (kept as a count: wait() runs per read, on the read path). */
+  private unsettled = 0;
+
   get waiting(): number {
-    let n = this.queued.length;
-    for (const b of this.asked.values()) n += b.reads.length;
-    for (const a of this.answered) n += a.reads.length;
-    return n;
+    return this.unsettled;
   }
 
   /** Whether there is work for the member's loop (call flush()). */
@@ -64,8 +64,20 @@ export class ReadIndexReads {
   /** Resolves once this member applied an index that makes a read now linearizable; rejects with tooMany() when full. */
   wait(tooMany: () => unknown): Promise<void> {
     if (this.waiting >= this.maxWaiting) return Promise.reject(tooMany());
+    this.unsettled++;
     return new Promise((resolve, reject) => {
-      this.queued.push({ resolve, reject, deadline: performance.now() + this.timeoutMs });
+      let settled = false;
+      const settle = () => {
+        if (settled) return false;
+        settled = true;
+        this.unsettled--;
+        return true;
+      };
+      this.queued.push({
+        resolve: () => settle() && resolve(),
+        reject: (err) => settle() && reject(err),
+        deadline: performance.now() + this.timeoutMs,
+      });
     });
   }
 

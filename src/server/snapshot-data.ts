@@ -16,7 +16,7 @@ import type { Database } from "bun:sqlite";
 import { createReadStream, rmSync } from "node:fs";
 import { join } from "node:path";
 import { SCHEMA_VERSION } from "../storage/schema.js";
-import { LOCAL_META } from "./bootstrap.js";
+import { APPLIED_INDEX, LOCAL_META } from "./bootstrap.js";
 
 /** Tables a snapshot never carries: the log (Raft storage) and meta, which is copied row by row. */
 const NOT_REPLICATED_TABLES = new Set(["log", "meta"]);
@@ -80,6 +80,6 @@ export function installAttachedSnapshot(db: Database): number {
   }
   db.run(`DELETE FROM main.meta WHERE NOT ${isLocalMetaSql("name")}`);
   db.run(`INSERT INTO main.meta SELECT * FROM ${ALIAS}.meta WHERE NOT ${isLocalMetaSql("name")}`);
-  const row = db.query(`SELECT value FROM ${ALIAS}.meta WHERE name = 'applied_index'`).get() as { value: number } | null;
+  const row = db.query(`SELECT value FROM ${ALIAS}.meta WHERE name = ?1`).get(APPLIED_INDEX) as { value: number } | null;
   return Number(row?.value ?? 0);
 }
