@@ -1,0 +1,278 @@
+// The member's side of leases that is not apply: the leader's clock work
+// (expiring leases and checkpointing remaining TTLs, both through the log),
+// keep-alives and time-to-live answered by the leader (a follower forwards
+// them over the peer port, as etcd's leasehttp does), and waiting for what a
+// renewal depends on. Apply itself is in apply.ts, over the Lessor.
+//
+// Peer wire format (ours; tsetcd members only talk to tsetcd members):
+//   POST /leases           body LeaseKeepAliveRequest   → 200 LeaseKeepAliveResponse
+//   POST /leases/internal  body LeaseTimeToLiveRequest  → 200 LeaseTimeToLiveResponse
+//   404 "lease not found" when there is no such lease, 503 "not leader" from a non-leader.
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  LeaseCheckpointRequestSchema,
+  LeaseCheckpointSchema,
+  LeaseKeepAliveRequestSchema,
+  LeaseKeepAliveResponseSchema,
+  LeaseTimeToLiveRequestSchema,
+  LeaseTimeToLiveResponseSchema,
+  type LeaseTimeToLiveResponse,
+} from "../gen/etcdserverpb/rpc_pb.js";
+import type { InternalRequest } from "../gen/tsetcdpb/internal_pb.js";
+import { Errors } from "../errors.js";
+import { log } from "../log.js";
+import type { Lessor } from "../lease/lessor.js";
+import { peerRequest, type PeerRequest, type PeerResponse, type PeerTlsOptions } from "../transport/transport.js";
+
+export const LEASE_RENEW_PATH = "/leases";
+export const LEASE_TTL_PATH = "/leases/internal";
+
+/** etcd's leaseRevokeRate / 2: expired leases proposed for revoke per round. */
+const REVOKES_PER_ROUND = 500;
+/** etcd's maxLeaseCheckpointBatchSize. */
+const CHECKPOINTS_PER_ENTRY = 1000;
+/** Housekeeping rounds (expiry, checkpoints) at most this often. */
+const ROUND_MS = 100;
+
+export interface LeaseHost {
+  propose(request: InternalRequest["request"]): Promise<unknown>;
+  isLeader(): boolean;
+  /** The current leader's peer URLs; undefined while there is no leader. */
+  leaderPeerUrls(): string[] | undefined;
+  /** Resolves once everything committed when called is applied here. */
+  waitApplied(): Promise<void>;
+  readonly peerTls: PeerTlsOptions["client"] | undefined;
+  readonly requestTimeoutMs: number;
+  readonly electionTimeoutMs: number;
+  stopped(): boolean;
+}
+
+export type TimeToLive = { ttl: number; grantedTtl: number; keys: Uint8Array[] } | "notFound";
+
+export class LeaseDriver {
+  private lastRound = 0;
+  /** Renewals waiting for a lease to be revoked (or for this member to stop leading). */
+  private readonly goneWaiters = new Map<bigint, Array<() => void>>();
+  /** Checkpoint entries in flight, by lease: a renewal waits for them (see renew). */
+  private readonly inflight = new Map<bigint, Promise<unknown>>();
+  /** Leases whose checkpointed remaining TTL a renewal is about to reset, batched into one entry. */
+  private resetBatch: { ids: Set<bigint>; done: Promise<unknown> } | undefined;
+
+  constructor(
+    readonly lessor: Lessor,
+    private readonly host: LeaseHost,
+  ) {}
+
+  // ---- leadership ----
+
+  /** The leader applied its first entry of the term: everything before it is in the lessor. */
+  promote(): void {
+    this.lessor.promote(this.host.electionTimeoutMs);
+    log.info("lessor promoted", { leases: this.lessor.size });
+  }
+
+  demote(): void {
+    if (!this.lessor.isPrimary) return;
+    this.lessor.demote();
+    this.releaseAll();
+  }
+
+  /** Called after a lease was revoked by apply (client or expiry). */
+  revoked(id: bigint): void {
+    const ws = this.goneWaiters.get(id);
+    if (ws === undefined) return;
+    this.goneWaiters.delete(id);
+    for (const w of ws) w();
+  }
+
+  stop(): void {
+    this.releaseAll();
+  }
+
+  private releaseAll(): void {
+    const all = [...this.goneWaiters.values()];
+    this.goneWaiters.clear();
+    for (const ws of all) for (const w of ws) w();
+  }
+
+  /** From the member's clock tick: the leader expires leases and records checkpoints. */
+  tick(now = performance.now()): void {
+    if (!this.lessor.isPrimary || now - this.lastRound < ROUND_MS) return;
+    this.lastRound = now;
+    for (const id of this.lessor.expired(REVOKES_PER_ROUND)) {
+      this.host.propose({ case: "leaseRevoke", value: { ID: id } as any }).then(
+        () => log.debug("revoked expired lease", { "lease-id": id.toString(16) }),
+        (err) => log.warn("failed to revoke an expired lease", { "lease-id": id.toString(16), error: String((err as Error)?.message ?? err) }),
+      );
+    }
+    for (;;) {
+      const due = this.lessor.dueCheckpoints(CHECKPOINTS_PER_ENTRY);
+      if (due.length === 0) break;
+      this.proposeCheckpoints(due);
+      if (due.length < CHECKPOINTS_PER_ENTRY) break;
+    }
+  }
+
+  private proposeCheckpoints(cps: Array<[bigint, number]>): Promise<unknown> {
+    const req = create(LeaseCheckpointRequestSchema, {
+      checkpoints: cps.map(([id, remaining]) => create(LeaseCheckpointSchema, { ID: id, remainingTTL: BigInt(remaining) })),
+    });
+    const p = this.host.propose({ case: "leaseCheckpoint", value: req }).catch((err) => {
+      log.warn("failed to checkpoint leases", { count: cps.length, error: String((err as Error)?.message ?? err) });
+    });
+    for (const [id] of cps) this.inflight.set(id, p);
+    void p.finally(() => {
+      for (const [id] of cps) if (this.inflight.get(id) === p) this.inflight.delete(id);
+    });
+    return p;
+  }
+
+  // ---- keep-alive and time-to-live ----
+
+  /** LeaseKeepAlive: the lease's TTL once renewed, or "notFound". Served by the leader. */
+  async renew(id: bigint): Promise<number | "notFound"> {
+    const deadline = performance.now() + this.host.requestTimeoutMs;
+    while (!this.host.stopped()) {
+      if (this.host.isLeader()) {
+        const r = await this.renewHere(id, deadline);
+        if (r !== "notPrimary") return r;
+      } else {
+        const r = await this.forward(LEASE_RENEW_PATH, toBinary(LeaseKeepAliveRequestSchema, create(LeaseKeepAliveRequestSchema, { ID: id })), deadline);
+        if (r === "notFound") return r;
+        if (r !== undefined) return Number(fromBinary(LeaseKeepAliveResponseSchema, r).TTL);
+      }
+      if (performance.now() >= deadline) throw Errors.timeout();
+      await Bun.sleep(Math.min(100, this.host.electionTimeoutMs / 4));
+    }
+    throw Errors.stopped();
+  }
+
+  /** On the leader: waits for what a renewal depends on, then renews. */
+  private async renewHere(id: bigint, deadline: number): Promise<number | "notFound" | "notPrimary"> {
+    await this.host.waitApplied();
+    for (let round = 0; ; round++) {
+      if (performance.now() >= deadline) throw Errors.timeout();
+      // A checkpoint computed before this renewal must not land after it: wait for it, then reset it.
+      const cp = this.inflight.get(id);
+      if (cp !== undefined) {
+        await cp;
+        continue;
+      }
+      if (this.lessor.needsReset(id)) {
+        await this.resetRemaining(id);
+        continue;
+      }
+      const r = this.lessor.renew(id);
+      if (r === "expired") {
+        // Its revoke is on the way: answer once it is applied (not found), or retry elsewhere if leadership moves.
+        await this.waitGone(id, deadline);
+        continue;
+      }
+      if (r === "notFound" || r === "notPrimary") return r;
+      return r.ttl;
+    }
+  }
+
+  private resetRemaining(id: bigint): Promise<unknown> {
+    if (this.resetBatch === undefined) {
+      const ids = new Set<bigint>();
+      const done = Promise.resolve().then(() => {
+        // Everyone who asked in this turn shares one entry.
+        this.resetBatch = undefined;
+        return this.proposeCheckpoints([...ids].map((i) => [i, 0]));
+      });
+      this.resetBatch = { ids, done };
+    }
+    this.resetBatch.ids.add(id);
+    return this.resetBatch.done;
+  }
+
+  private waitGone(id: bigint, deadline: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, Math.max(1, deadline - performance.now()));
+      const list = this.goneWaiters.get(id) ?? [];
+      list.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.goneWaiters.set(id, list);
+    });
+  }
+
+  /** LeaseTimeToLive, from the leader. */
+  async timeToLive(id: bigint, withKeys: boolean): Promise<TimeToLive> {
+    const deadline = performance.now() + this.host.requestTimeoutMs;
+    while (!this.host.stopped()) {
+      if (this.host.isLeader()) {
+        await this.host.waitApplied();
+        if (this.host.isLeader()) return this.timeToLiveHere(id, withKeys);
+      } else {
+        const body = toBinary(LeaseTimeToLiveRequestSchema, create(LeaseTimeToLiveRequestSchema, { ID: id, keys: withKeys }));
+        const r = await this.forward(LEASE_TTL_PATH, body, deadline);
+        if (r === "notFound") return r;
+        if (r !== undefined) {
+          const resp = fromBinary(LeaseTimeToLiveResponseSchema, r);
+          return { ttl: Number(resp.TTL), grantedTtl: Number(resp.grantedTTL), keys: resp.keys };
+        }
+      }
+      if (performance.now() >= deadline) throw Errors.timeout();
+      await Bun.sleep(Math.min(100, this.host.electionTimeoutMs / 4));
+    }
+    throw Errors.stopped();
+  }
+
+  private timeToLiveHere(id: bigint, withKeys: boolean): TimeToLive {
+    const l = this.lessor.lookup(id);
+    const ms = this.lessor.remainingMs(id);
+    if (l === undefined || ms === undefined) return "notFound";
+    const keys = withKeys ? [...l.keys.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, k]) => k) : [];
+    // etcd: int64(Remaining().Seconds()), which truncates.
+    return { ttl: Math.trunc(ms / 1000), grantedTtl: l.ttl, keys };
+  }
+
+  /** One forwarded request to the leader: its body, "notFound", or undefined to retry. */
+  private async forward(path: string, body: Uint8Array, deadline: number): Promise<Uint8Array | "notFound" | undefined> {
+    const urls = this.host.leaderPeerUrls();
+    if (urls === undefined || urls.length === 0) return undefined;
+    try {
+      const reply = await peerRequest(urls, path, {
+        method: "POST",
+        body,
+        headers: { "content-type": "application/protobuf" },
+        tls: this.host.peerTls,
+        timeoutMs: Math.max(1, Math.min(deadline - performance.now(), this.host.requestTimeoutMs)),
+      });
+      if (reply.status === 200) return reply.body;
+      if (reply.status === 404) return "notFound";
+      return undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The leader's half of forwarding: a peer's POST /leases or /leases/internal. */
+  async peerRequest(req: PeerRequest): Promise<PeerResponse> {
+    const text = (status: number, body: string): PeerResponse => ({ status, headers: { "content-type": "text/plain" }, body });
+    const proto = (body: Uint8Array): PeerResponse => ({ status: 200, headers: { "content-type": "application/protobuf" }, body });
+    if (req.method !== "POST") return text(405, "method not allowed\n");
+    if (!this.host.isLeader()) return text(503, "not leader\n");
+    const deadline = performance.now() + this.host.requestTimeoutMs;
+    try {
+      if (req.path === LEASE_RENEW_PATH) {
+        const { ID } = fromBinary(LeaseKeepAliveRequestSchema, req.body);
+        const r = await this.renewHere(ID, deadline);
+        if (r === "notFound") return text(404, "lease not found\n");
+        if (r === "notPrimary") return text(503, "not leader\n");
+        return proto(toBinary(LeaseKeepAliveResponseSchema, create(LeaseKeepAliveResponseSchema, { ID, TTL: BigInt(r) })));
+      }
+      const q = fromBinary(LeaseTimeToLiveRequestSchema, req.body);
+      await this.host.waitApplied();
+      const r = this.timeToLiveHere(q.ID, q.keys);
+      if (r === "notFound") return text(404, "lease not found\n");
+      const resp: LeaseTimeToLiveResponse = create(LeaseTimeToLiveResponseSchema, { ID: q.ID, TTL: BigInt(r.ttl), grantedTTL: BigInt(r.grantedTtl), keys: r.keys });
+      return proto(toBinary(LeaseTimeToLiveResponseSchema, resp));
+    } catch (err) {
+      return text(500, `${(err as Error)?.message ?? String(err)}\n`);
+    }
+  }
+}
