@@ -20,6 +20,7 @@ import {
 } from "../gen/etcdserverpb/rpc_pb.js";
 import type { InternalRequest } from "../gen/tsetcdpb/internal_pb.js";
 import { Errors } from "../errors.js";
+import { invariant } from "../raft/types.js";
 import { log } from "../log.js";
 import type { Lessor } from "../lease/lessor.js";
 import { peerRequest, type PeerRequest, type PeerResponse, type PeerTlsOptions } from "../transport/transport.js";
@@ -205,7 +206,8 @@ export class LeaseDriver {
     while (!this.host.stopped()) {
       if (this.host.isLeader()) {
         await this.host.waitApplied();
-        if (this.host.isLeader()) return this.timeToLiveHere(id, withKeys);
+        // A leader serves leases once it applied its term's first entry (promote).
+        if (this.host.isLeader() && this.lessor.isPrimary) return this.timeToLiveHere(id, withKeys);
       } else {
         const body = toBinary(LeaseTimeToLiveRequestSchema, create(LeaseTimeToLiveRequestSchema, { ID: id, keys: withKeys }));
         const r = await this.forward(LEASE_TTL_PATH, body, deadline);
@@ -225,6 +227,7 @@ export class LeaseDriver {
     const l = this.lessor.lookup(id);
     const ms = this.lessor.remainingMs(id);
     if (l === undefined || ms === undefined) return "notFound";
+    invariant(Number.isFinite(ms), `time-to-live of lease ${id} asked of a lessor that is not primary`);
     const keys = withKeys ? [...l.keys.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, k]) => k) : [];
     // etcd: int64(Remaining().Seconds()), which truncates.
     return { ttl: Math.trunc(ms / 1000), grantedTtl: l.ttl, keys };
@@ -255,7 +258,7 @@ export class LeaseDriver {
     const text = (status: number, body: string): PeerResponse => ({ status, headers: { "content-type": "text/plain" }, body });
     const proto = (body: Uint8Array): PeerResponse => ({ status: 200, headers: { "content-type": "application/protobuf" }, body });
     if (req.method !== "POST") return text(405, "method not allowed\n");
-    if (!this.host.isLeader()) return text(503, "not leader\n");
+    if (!this.host.isLeader() || !this.lessor.isPrimary) return text(503, "not leader\n");
     const deadline = performance.now() + this.host.requestTimeoutMs;
     try {
       if (req.path === LEASE_RENEW_PATH) {
@@ -267,6 +270,7 @@ export class LeaseDriver {
       }
       const q = fromBinary(LeaseTimeToLiveRequestSchema, req.body);
       await this.host.waitApplied();
+      if (!this.lessor.isPrimary) return text(503, "not leader\n");
       const r = this.timeToLiveHere(q.ID, q.keys);
       if (r === "notFound") return text(404, "lease not found\n");
       const resp: LeaseTimeToLiveResponse = create(LeaseTimeToLiveResponseSchema, { ID: q.ID, TTL: BigInt(r.ttl), grantedTTL: BigInt(r.grantedTtl), keys: r.keys });
