@@ -147,6 +147,15 @@ describe.skipIf(!requireTools([CLUSTER_BIN, ETCDCTL_BIN]))("three members", () =
       renewed = Date.now();
     }
     expect(renewed).toBeGreaterThan(0);
+    // Unknown leases through the follower: keep-alive TTL 0, time-to-live -1 (etcd's answers).
+    const many = (async function* () {
+      for (let i = 0; i < 20; i++) yield { ID: i % 2 === 0 ? lease.ID : 0x7777n };
+    })();
+    const got: bigint[] = [];
+    for await (const r of follower.client.lease.leaseKeepAlive(many)) got.push(r.TTL);
+    expect(got).toEqual(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? 5n : 0n)));
+    expect((await follower.client.lease.leaseTimeToLive({ ID: 0x7777n })).TTL).toBe(-1n);
+    renewed = Date.now();
     // Bring the old leader back: it must agree on what expiry deletes.
     await leader.restart();
     const gone = await waitGone(next.client, "held", 10_000);

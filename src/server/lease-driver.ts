@@ -5,25 +5,25 @@
 // renewal depends on. Apply itself is in apply.ts, over the Lessor.
 //
 // Peer wire format (ours; tsetcd members only talk to tsetcd members):
-//   POST /leases           body LeaseKeepAliveRequest   → 200 LeaseKeepAliveResponse
-//   POST /leases/internal  body LeaseTimeToLiveRequest  → 200 LeaseTimeToLiveResponse
-//   404 "lease not found" when there is no such lease, 503 "not leader" from a non-leader.
+//   POST /leases           body LeaseRenewBatch         → 200 LeaseRenewResults (a TTL, NOT_FOUND
+//                          or RETRY per id: the keep-alives that reached the follower in one turn)
+//   POST /leases/internal  body LeaseTimeToLiveRequest  → 200 LeaseTimeToLiveResponse, or 404
+//                          "lease not found"
+//   503 "not leader" from a member that is not (yet) the serving leader.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   LeaseCheckpointRequestSchema,
   LeaseCheckpointSchema,
-  LeaseKeepAliveRequestSchema,
-  LeaseKeepAliveResponseSchema,
   LeaseTimeToLiveRequestSchema,
   LeaseTimeToLiveResponseSchema,
   type LeaseTimeToLiveResponse,
 } from "../gen/etcdserverpb/rpc_pb.js";
-import type { InternalRequest } from "../gen/tsetcdpb/internal_pb.js";
+import { type InternalRequest, LeaseRenewBatchSchema, LeaseRenewResultsSchema } from "../gen/tsetcdpb/internal_pb.js";
 import { Errors } from "../errors.js";
 import { invariant } from "../raft/types.js";
 import { log } from "../log.js";
 import type { Lessor } from "../lease/lessor.js";
-import { peerRequest, type PeerRequest, type PeerResponse, type PeerTlsOptions } from "../transport/transport.js";
+import { peerRequest, PeerSessionPool, type PeerRequest, type PeerResponse, type PeerTlsOptions } from "../transport/transport.js";
 
 export const LEASE_RENEW_PATH = "/leases";
 export const LEASE_TTL_PATH = "/leases/internal";
@@ -32,6 +32,11 @@ export const LEASE_TTL_PATH = "/leases/internal";
 const REVOKES_PER_ROUND = 500;
 /** etcd's maxLeaseCheckpointBatchSize. */
 const CHECKPOINTS_PER_ENTRY = 1000;
+/** Forwarded keep-alives per peer request. */
+const MAX_RENEW_BATCH = 1000;
+/** LeaseRenewResults answers besides a TTL. */
+const RENEW_NOT_FOUND = -1n;
+const RENEW_RETRY = -2n;
 /** Housekeeping rounds (expiry, checkpoints) at most this often. */
 const ROUND_MS = 100;
 
@@ -58,6 +63,10 @@ export class LeaseDriver {
   private readonly inflight = new Map<bigint, Promise<unknown>>();
   /** Leases whose checkpointed remaining TTL a renewal is about to reset, batched into one entry. */
   private resetBatch: { ids: Set<bigint>; done: Promise<unknown> } | undefined;
+  /** Connections to the leader for forwarded requests (one per keep-alive would triple their cost). */
+  private readonly pool = new PeerSessionPool();
+  /** Keep-alives to forward, sent together once the event loop turns. */
+  private renewBatch: Array<{ id: bigint; resolve: (r: number | "notFound" | undefined) => void }> = [];
 
   constructor(
     readonly lessor: Lessor,
@@ -88,6 +97,7 @@ export class LeaseDriver {
 
   stop(): void {
     this.releaseAll();
+    this.pool.close();
   }
 
   private releaseAll(): void {
@@ -138,9 +148,8 @@ export class LeaseDriver {
         const r = await this.renewHere(id, deadline);
         if (r !== "notPrimary") return r;
       } else {
-        const r = await this.forward(LEASE_RENEW_PATH, toBinary(LeaseKeepAliveRequestSchema, create(LeaseKeepAliveRequestSchema, { ID: id })), deadline);
-        if (r === "notFound") return r;
-        if (r !== undefined) return Number(fromBinary(LeaseKeepAliveResponseSchema, r).TTL);
+        const r = await this.forwardRenew(id);
+        if (r !== undefined) return r;
       }
       if (performance.now() >= deadline) throw Errors.timeout();
       await Bun.sleep(Math.min(100, this.host.electionTimeoutMs / 4));
@@ -233,6 +242,28 @@ export class LeaseDriver {
     return { ttl: Math.trunc(ms / 1000), grantedTtl: l.ttl, keys };
   }
 
+  /** Queues a keep-alive for the leader; resolves with its TTL, "notFound", or undefined to retry. */
+  private forwardRenew(id: bigint): Promise<number | "notFound" | undefined> {
+    return new Promise((resolve) => {
+      if (this.renewBatch.length === 0) setImmediate(() => this.flushRenewals());
+      this.renewBatch.push({ id, resolve });
+    });
+  }
+
+  private flushRenewals(): void {
+    while (this.renewBatch.length > 0) {
+      const part = this.renewBatch.splice(0, MAX_RENEW_BATCH);
+      const body = toBinary(LeaseRenewBatchSchema, create(LeaseRenewBatchSchema, { ids: part.map((p) => p.id) }));
+      void this.forward(LEASE_RENEW_PATH, body, performance.now() + this.host.requestTimeoutMs).then((r) => {
+        const ttls = r === undefined || r === "notFound" ? [] : fromBinary(LeaseRenewResultsSchema, r).ttls;
+        part.forEach((p, i) => {
+          const t = ttls.length === part.length ? ttls[i] : RENEW_RETRY;
+          p.resolve(t === RENEW_NOT_FOUND ? "notFound" : t === RENEW_RETRY ? undefined : Number(t));
+        });
+      });
+    }
+  }
+
   /** One forwarded request to the leader: its body, "notFound", or undefined to retry. */
   private async forward(path: string, body: Uint8Array, deadline: number): Promise<Uint8Array | "notFound" | undefined> {
     const urls = this.host.leaderPeerUrls();
@@ -243,6 +274,7 @@ export class LeaseDriver {
         body,
         headers: { "content-type": "application/protobuf" },
         tls: this.host.peerTls,
+        pool: this.pool,
         timeoutMs: Math.max(1, Math.min(deadline - performance.now(), this.host.requestTimeoutMs)),
       });
       if (reply.status === 200) return reply.body;
@@ -262,11 +294,17 @@ export class LeaseDriver {
     const deadline = performance.now() + this.host.requestTimeoutMs;
     try {
       if (req.path === LEASE_RENEW_PATH) {
-        const { ID } = fromBinary(LeaseKeepAliveRequestSchema, req.body);
-        const r = await this.renewHere(ID, deadline);
-        if (r === "notFound") return text(404, "lease not found\n");
-        if (r === "notPrimary") return text(503, "not leader\n");
-        return proto(toBinary(LeaseKeepAliveResponseSchema, create(LeaseKeepAliveResponseSchema, { ID, TTL: BigInt(r) })));
+        const { ids } = fromBinary(LeaseRenewBatchSchema, req.body);
+        if (ids.length > MAX_RENEW_BATCH) return text(413, "too many leases in one batch\n");
+        const ttls = await Promise.all(
+          ids.map((id) =>
+            this.renewHere(id, deadline).then(
+              (r) => (r === "notFound" ? RENEW_NOT_FOUND : r === "notPrimary" ? RENEW_RETRY : BigInt(r)),
+              () => RENEW_RETRY,
+            ),
+          ),
+        );
+        return proto(toBinary(LeaseRenewResultsSchema, create(LeaseRenewResultsSchema, { ttls })));
       }
       const q = fromBinary(LeaseTimeToLiveRequestSchema, req.body);
       await this.host.waitApplied();
