@@ -228,7 +228,9 @@ class WatchStream {
 
   private startProgressTimer(): void {
     if (this.progressTimer !== undefined) return;
-    const ms = this.deps.progressIntervalMs ?? DEFAULT_PROGRESS_MS;
+    // etcd adds up to a tenth of the interval as jitter, so streams opened together do not all report at once.
+    const base = this.deps.progressIntervalMs ?? DEFAULT_PROGRESS_MS;
+    const ms = base + Math.floor(Math.random() * (base / 10));
     this.progressTimer = setInterval(() => {
       for (const e of this.watchers.values()) {
         if (e.progress === undefined) continue;
