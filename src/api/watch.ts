@@ -8,6 +8,7 @@ import {
   type WatchCreateRequest,
   WatchCreateRequest_FilterType,
   type WatchRequest,
+  WatchRequestSchema,
   type WatchResponse,
   WatchResponseSchema,
 } from "../gen/etcdserverpb/rpc_pb.js";
@@ -48,6 +49,35 @@ export function watchService(deps: WatchDeps): ServiceImpl {
       return new WatchStream(deps, ctx.signal).run(reqs);
     },
   };
+}
+
+/**
+ * tsetcdpb.WatchStream: one watcher per server-streaming call, for clients that cannot
+ * open a bidi stream. The same stream logic as Watch.Watch, fed a single create request
+ * (a half-closed bidi stream, which keeps delivering); the call ends after the watcher's
+ * "canceled" answer, or when the client goes away.
+ */
+export function watchStreamService(deps: WatchDeps): ServiceImpl {
+  return {
+    watch(creq: WatchCreateRequest, ctx: CallContext): AsyncIterable<WatchResponse> {
+      return untilCanceled(new WatchStream(deps, ctx.signal).run(single(creq)));
+    },
+  };
+}
+
+async function* single(creq: WatchCreateRequest): AsyncGenerator<WatchRequest> {
+  yield create(WatchRequestSchema, { requestUnion: { case: "createRequest", value: creq } });
+}
+
+async function* untilCanceled(responses: AsyncGenerator<WatchResponse>): AsyncGenerator<WatchResponse> {
+  try {
+    for await (const r of responses) {
+      yield r;
+      if (r.canceled) return;
+    }
+  } finally {
+    await responses.return(undefined);
+  }
 }
 
 class WatchStream {
