@@ -1,5 +1,5 @@
 // Watch beyond etcdctl's bidi stream, against the compiled binary:
-// - --experimental-watch-progress-notify-interval (flag and ETCD_ variable) reaches the Watch
+// - --experimental-watch-progress-notify-interval (flag, ETCD_ variable, YAML) reaches the Watch
 //   service: an idle progress_notify watcher gets a progress notification within the interval;
 // - tsetcdpb.WatchStream/Watch, the server-streaming watch for browsers, over connect-web's
 //   Connect and gRPC-Web transports: created, events in order, canceled by aborting (the
@@ -16,6 +16,10 @@ import { WatchStream } from "../src/gen/tsetcdpb/watch_pb.js";
 import { dec, enc } from "./harness/grpc-client.ts";
 import { startMember, startRealEtcd, type Member } from "./harness/server.ts";
 import { ETCD_BIN, requireTools, SUBJECT_BIN } from "./harness/tools.ts";
+import { freePorts } from "./harness/ports.ts";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const STEP_TIMEOUT_MS = 5_000;
 
@@ -73,15 +77,47 @@ async function expectWatchers(m: Member, n: number, ms = STEP_TIMEOUT_MS): Promi
 
 const ready = requireTools([SUBJECT_BIN]);
 
+const tempDirs: string[] = [];
+afterAll(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** Options for a member started from a YAML file that sets the interval (a config file replaces every flag). */
+async function yamlMember(): Promise<Parameters<typeof startMember>[0]> {
+  const [client, peer] = await freePorts(2);
+  const dir = mkdtempSync(join(tmpdir(), "tsetcd-progress-"));
+  tempDirs.push(dir);
+  const clientUrl = `http://127.0.0.1:${client}`;
+  const peerUrl = `http://127.0.0.1:${peer}`;
+  const file = join(dir, "etcd.yml");
+  writeFileSync(
+    file,
+    [
+      "name: progress",
+      `data-dir: ${join(dir, "data")}`,
+      `listen-client-urls: ${clientUrl}`,
+      `advertise-client-urls: ${clientUrl}`,
+      `listen-peer-urls: ${peerUrl}`,
+      `initial-advertise-peer-urls: ${peerUrl}`,
+      `initial-cluster: progress=${peerUrl}`,
+      "experimental-watch-progress-notify-interval: 1s",
+      "",
+    ].join("\n"),
+  );
+  return { exactArgs: true, args: ["--config-file", file], clientUrl, peerUrl, dataDir: join(dir, "data") };
+}
+
 describe.skipIf(!ready)("--experimental-watch-progress-notify-interval", () => {
-  const cases: [string, Parameters<typeof startMember>[0]][] = [
-    ["flag", { args: ["--experimental-watch-progress-notify-interval=1s"] }],
-    ["ETCD_ variable", { env: { ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL: "1s" } }],
+  const cases: [string, () => Promise<Parameters<typeof startMember>[0]>][] = [
+    ["flag", async () => ({ args: ["--experimental-watch-progress-notify-interval=1s"] })],
+    ["ETCD_ variable", async () => ({ env: { ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL: "1s" } })],
+    ["YAML config file", yamlMember],
   ];
   for (const [name, opts] of cases) {
     test(`${name}: an idle progress_notify watcher gets a progress notification at the current revision`, async () => {
-      const m = await startMember({ name: "progress", ...opts });
+      const m = await startMember({ name: "progress", ...(await opts()) });
       try {
+        expect(m.logs()).not.toContain("not implemented");
         const transport = createGrpcTransport({ baseUrl: m.clientUrl });
         const kv = createClient(KV, transport);
         await kv.put({ key: enc("p/a"), value: enc("1") });
