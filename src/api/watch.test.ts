@@ -161,3 +161,37 @@ test("progress_notify sends a progress response per interval when idle", async (
   expect(prog[0].header!.revision).toBe(1n);
   await t.stop();
 });
+
+test("a client that does not read its answers cannot queue them without bound: requests stop being read", async () => {
+  // etcd: the control answers wait in a channel of 16; when it is full the stream stops
+  // receiving, so gRPC flow control holds the client back. Here: 10,000 progress requests,
+  // one answer read.
+  const store = new MvccStore(new MemoryKvBackend());
+  const hub = new WatchHub(storeSource(store));
+  const svc = watchService({ hub, header: (rev) => create(ResponseHeaderSchema, { revision: BigInt(rev) }) });
+  let pulled = 0;
+  const reqs: AsyncIterable<WatchRequest> = {
+    async *[Symbol.asyncIterator]() {
+      for (let i = 0; i < 10_000; i++) {
+        pulled++;
+        yield { requestUnion: { case: "progressRequest", value: {} } } as WatchRequest;
+      }
+    },
+  };
+  const ac = new AbortController();
+  const out = (svc.watch(reqs, { signal: ac.signal, requestHeader: { get: () => null } }) as AsyncIterable<WatchResponse>)[Symbol.asyncIterator]();
+  const first = await out.next();
+  expect(first.value!.watchId).toBe(-1n);
+  await Bun.sleep(50);
+  expect(pulled).toBeLessThanOrEqual(32);
+  // Reading on lets the requests flow again: every one is answered, in order.
+  let answered = 1;
+  while (answered < 10_000) {
+    const r = await out.next();
+    expect(r.value!.watchId).toBe(-1n);
+    answered++;
+  }
+  expect(pulled).toBe(10_000);
+  ac.abort();
+  await out.return?.(undefined);
+});

@@ -33,6 +33,12 @@ const ERR_EMPTY_RANGE = "mvcc: watcher range is empty";
 const ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream";
 const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 const DEFAULT_PROGRESS_MS = 10 * 60 * 1000;
+/**
+ * Control answers (created, canceled, progress) waiting to be sent (etcd's ctrlStreamBufLen).
+ * When that many wait, the stream stops reading requests until the client reads its answers,
+ * so a client that only writes is held back by flow control instead of growing this queue.
+ */
+const CTRL_LIMIT = 16;
 
 interface Entry {
   /** undefined once the hub canceled it for compaction (etcd keeps the id until canceled). */
@@ -87,6 +93,8 @@ class WatchStream {
   private readonly ready = new Set<bigint>();
   private nextId = 0n;
   private wake: (() => void) | undefined;
+  /** The request reader waiting for room in `ctrl`. */
+  private ctrlRoom: (() => void) | undefined;
   private failure: unknown;
   private ended = false;
   private progressTimer: ReturnType<typeof setInterval> | undefined;
@@ -108,6 +116,7 @@ class WatchStream {
         if (this.failure !== undefined) throw this.failure;
         const c = this.ctrl.shift();
         if (c !== undefined) {
+          if (this.ctrl.length < CTRL_LIMIT) this.ctrlRoom?.();
           yield c;
           continue;
         }
@@ -132,6 +141,7 @@ class WatchStream {
 
   private close(): void {
     this.ended = true;
+    this.ctrlRoom?.();
     if (this.progressTimer !== undefined) clearInterval(this.progressTimer);
     for (const e of this.watchers.values()) e.w.cancel();
     this.watchers.clear();
@@ -141,6 +151,10 @@ class WatchStream {
   private async receive(reqs: AsyncIterable<WatchRequest>): Promise<void> {
     try {
       for await (const req of reqs) {
+        while (this.ctrl.length >= CTRL_LIMIT && !this.ended) {
+          await new Promise<void>((resolve) => (this.ctrlRoom = resolve));
+          this.ctrlRoom = undefined;
+        }
         if (this.ended) return;
         this.handle(req);
       }
