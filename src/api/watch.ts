@@ -5,6 +5,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
   type ResponseHeader,
+  ResponseHeaderSchema,
   type WatchCreateRequest,
   WatchCreateRequest_FilterType,
   type WatchRequest,
@@ -15,7 +16,7 @@ import {
 import { type Event, EventSchema } from "../gen/mvccpb/kv_pb.js";
 import { compareBytes, toRangeEnd } from "../mvcc/key-range.js";
 import { isCreateEvent, type WatchHub, type WatchMessage, type Watcher } from "../watch/hub.js";
-import type { CallContext, ServiceImpl } from "./context.js";
+import { type CallContext, ENCODED, type ServiceImpl } from "./context.js";
 
 export interface WatchDeps {
   hub: WatchHub;
@@ -251,23 +252,35 @@ class WatchStream {
 
   private toResponses(id: bigint, e: Entry, msg: WatchMessage): WatchResponse[] {
     const events = msg.events.map((ev) => this.withPrevKv(ev, e.prevKv));
+    const header = this.deps.header(msg.revision);
     const wr = create(WatchResponseSchema, {
-      header: this.deps.header(msg.revision),
+      header,
       watchId: id,
       events,
       compactRevision: BigInt(msg.compactRevision),
       canceled: msg.compactRevision !== 0,
     });
     if (events.length > 0 && e.progress !== undefined) e.progress = false;
-    return e.fragment ? fragments(wr, this.maxRequestBytes) : [wr];
+    if (e.fragment) return fragments(wr, this.maxRequestBytes);
+    // Events of one revision go to every watcher that matches, often thousands: each event and
+    // header is encoded once and the responses are assembled from those bytes (for gRPC).
+    if (events.length > 0 && msg.compactRevision === 0) {
+      const bytes = encodeEventsResponse(header, id, events);
+      if (bytes !== null) Object.defineProperty(wr, ENCODED, { value: bytes });
+    }
+    return [wr];
   }
 
   /** etcd looks prev_kv up at the event's revision - 1; live events already carry it. */
   private withPrevKv(ev: Event, wanted: boolean): Event {
-    if (!wanted) return ev.prevKv === undefined ? ev : create(EventSchema, { type: ev.type, kv: ev.kv });
+    if (!wanted) return ev.prevKv === undefined ? ev : withoutPrevKv(ev);
     if (ev.prevKv !== undefined || isCreateEvent(ev)) return ev;
+    const known = withPrev.get(ev);
+    if (known !== undefined) return known;
     const prev = this.deps.hub.getAt(ev.kv!.key, Number(ev.kv!.modRevision) - 1);
-    return prev === null ? ev : create(EventSchema, { type: ev.type, kv: ev.kv, prevKv: prev });
+    const out = prev === null ? ev : create(EventSchema, { type: ev.type, kv: ev.kv, prevKv: prev });
+    withPrev.set(ev, out);
+    return out;
   }
 
   private startProgressTimer(): void {
@@ -284,6 +297,98 @@ class WatchStream {
     }, ms);
     (this.progressTimer as { unref?: () => void }).unref?.();
   }
+}
+
+// ---- responses assembled from encoded parts ----
+// Events are immutable once published and shared by every watcher they match, so their
+// encodings (and their copies with or without prev_kv) are kept beside them while they live.
+
+const eventBytes = new WeakMap<Event, Uint8Array>();
+const noPrev = new WeakMap<Event, Event>();
+const withPrev = new WeakMap<Event, Event>();
+let lastHeader: { header: ResponseHeader; bytes: Uint8Array } | undefined;
+
+function withoutPrevKv(ev: Event): Event {
+  let out = noPrev.get(ev);
+  if (out === undefined) {
+    out = create(EventSchema, { type: ev.type, kv: ev.kv });
+    noPrev.set(ev, out);
+  }
+  return out;
+}
+
+function encodedEvent(ev: Event): Uint8Array {
+  let b = eventBytes.get(ev);
+  if (b === undefined) {
+    b = toBinary(EventSchema, ev);
+    eventBytes.set(ev, b);
+  }
+  return b;
+}
+
+function encodedHeader(h: ResponseHeader): Uint8Array {
+  const last = lastHeader;
+  if (
+    last !== undefined &&
+    last.header.revision === h.revision &&
+    last.header.raftTerm === h.raftTerm &&
+    last.header.memberId === h.memberId &&
+    last.header.clusterId === h.clusterId
+  ) {
+    return last.bytes;
+  }
+  const bytes = toBinary(ResponseHeaderSchema, h);
+  lastHeader = { header: h, bytes };
+  return bytes;
+}
+
+const varintSize = (n: number): number => {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+};
+
+function putVarint(buf: Uint8Array, at: number, n: number): number {
+  while (n >= 0x80) {
+    buf[at++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[at++] = n;
+  return at;
+}
+
+/**
+ * The protobuf encoding of WatchResponse{header, watch_id, events} (every other field at its
+ * default), as protobuf-es would write it: fields in number order, a zero watch_id left out.
+ * null for a watch id this does not handle (negative or above 2^53).
+ */
+function encodeEventsResponse(header: ResponseHeader, id: bigint, events: Event[]): Uint8Array | null {
+  if (id < 0n || id > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  const watchId = Number(id);
+  const hb = encodedHeader(header);
+  const evs = events.map(encodedEvent);
+  let size = 1 + varintSize(hb.length) + hb.length; // field 1, length-delimited
+  if (watchId !== 0) size += 1 + varintSize(watchId); // field 2, varint
+  for (const b of evs) size += 1 + varintSize(b.length) + b.length; // field 11, length-delimited
+  const out = new Uint8Array(size);
+  out[0] = 0x0a;
+  let at = putVarint(out, 1, hb.length);
+  out.set(hb, at);
+  at += hb.length;
+  if (watchId !== 0) {
+    out[at++] = 0x10;
+    at = putVarint(out, at, watchId);
+  }
+  for (const b of evs) {
+    out[at++] = 0x5a;
+    at = putVarint(out, at, b.length);
+    out.set(b, at);
+    at += b.length;
+  }
+  return out;
 }
 
 /** etcd's sendFragments: cut a response whose size reaches the limit, never below one event per part. */
