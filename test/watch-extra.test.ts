@@ -9,7 +9,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { createClient, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport as createConnectTransportNode, createGrpcTransport } from "@connectrpc/connect-node";
+import http2 from "node:http2";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { KV, Watch, type WatchRequest, WatchRequestSchema, type WatchResponse, type WatchCreateRequestSchema } from "../src/gen/etcdserverpb/rpc_pb.js";
 import { WatchStream } from "../src/gen/tsetcdpb/watch_pb.js";
@@ -205,6 +206,36 @@ describe.skipIf(!ready)("tsetcdpb.WatchStream/Watch (server streaming, for brows
       await expectWatchers(m, 0);
     }, 30_000);
   }
+
+  test("Connect over HTTP/2 (h2c, as browsers over https): aborting drops the watcher", async () => {
+    const client = createClient(WatchStream, createConnectTransportNode({ baseUrl: m.clientUrl, httpVersion: "2" }));
+    const ac = new AbortController();
+    const it = client.watch({ key: enc("h2/"), rangeEnd: enc("h20") }, { signal: ac.signal })[Symbol.asyncIterator]();
+    const first = await within(it.next(), STEP_TIMEOUT_MS, "h2 created");
+    expect(first.value!.created).toBe(true);
+    await expectWatchers(m, 1);
+    ac.abort();
+    await within(it.next().catch(() => undefined), STEP_TIMEOUT_MS, "end after abort");
+    await expectWatchers(m, 0);
+  }, 30_000);
+
+  test("POST /v3/watch over HTTP/2 (h2c): closing the stream drops the watcher", async () => {
+    const session = http2.connect(m.clientUrl);
+    try {
+      const req = session.request({ ":method": "POST", ":path": "/v3/watch", "content-type": "application/json" });
+      req.end(`{"create_request":{"key":"${Buffer.from("h2gw").toString("base64")}"}}`);
+      let text = "";
+      req.on("data", (c: Buffer) => (text += c.toString()));
+      const deadline = Date.now() + STEP_TIMEOUT_MS;
+      while (!text.includes("\n") && Date.now() < deadline) await Bun.sleep(20);
+      expect(text).toContain('"created":true');
+      await expectWatchers(m, 1);
+      req.close(http2.constants.NGHTTP2_CANCEL);
+      await expectWatchers(m, 0);
+    } finally {
+      session.destroy();
+    }
+  }, 30_000);
 
   test("a refused create (empty range) is one created+canceled answer, then the call ends", async () => {
     const client = createClient(WatchStream, createGrpcWebTransport({ baseUrl: m.clientUrl }));
