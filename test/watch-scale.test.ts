@@ -279,6 +279,19 @@ async function stalledWatch(clientUrl: string, fromKey: string): Promise<Socket>
   return sock;
 }
 
+/** Polls /metrics until the server has `n` watchers (bounded). */
+async function expectWatchers(m: Member, n: number, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  let last = NaN;
+  while (Date.now() < deadline) {
+    const text = await (await fetch(`${m.clientUrl}/metrics`)).text();
+    last = Number(/^etcd_debugging_mvcc_watcher_total (\d+)$/m.exec(text)?.[1] ?? NaN);
+    if (last === n) return;
+    await Bun.sleep(50);
+  }
+  throw new Error(`expected ${n} watchers, the server has ${last}`);
+}
+
 // ---- the tests ----------------------------------------------------------------------------
 
 const ready = requireTools([SUBJECT_BIN]);
@@ -405,6 +418,7 @@ describe.skipIf(!ready)("watch at scale (one member)", () => {
         `done ${deliverMs.toFixed(0)} ms after the last write; total ${(performance.now() - t0).toFixed(0)} ms`,
     );
     await Promise.all([...streams, rstream].map((s) => s.close()));
+    await expectWatchers(m, 0); // closed streams leave no watcher behind
   }, 60_000);
 
   /** Writes STALL_EVENTS puts of STALL_VALUE_BYTES under `prefix` while 5 watchers follow it; returns the ms until they all had everything. */
@@ -460,6 +474,7 @@ describe.skipIf(!ready)("watch at scale (one member)", () => {
       for (const s of stalled) s.destroy();
     }
     await Promise.all(stall.streams.map((s) => s.close()));
+    await expectWatchers(m, 0); // the stalled streams' watchers too, once their sockets are gone
     const peakBefore = Math.max(peakBase, peakWarm);
     const growth = peakStall - peakBefore;
     const unread = STALLED_STREAMS * STALL_PAYLOAD;
