@@ -133,8 +133,9 @@ describe.skipIf(!ready)("--experimental-watch-progress-notify-interval", () => {
         const started = Date.now();
         const progress = await w.next();
         const elapsed = Date.now() - started;
-        // etcd: interval + up to 10% jitter; the first tick may come up to one interval after creation.
-        expect(elapsed).toBeLessThan(1_100 + 500);
+        // Interval + up to 10% jitter (1.1 s) from the watcher's creation; slack for a loaded machine.
+        // The default (10 minutes) would not get here at all within the 5 s wait.
+        expect(elapsed).toBeLessThan(3_000);
         expect(progress.watchId).toBe(1n);
         expect(progress.events).toEqual([]);
         expect(progress.created || progress.canceled).toBe(false);
