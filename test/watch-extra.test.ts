@@ -164,6 +164,7 @@ describe.skipIf(!ready)("tsetcdpb.WatchStream/Watch (server streaming, for brows
     ["Connect", (baseUrl) => createConnectTransport({ baseUrl })],
     ["Connect (JSON)", (baseUrl) => createConnectTransport({ baseUrl, useBinaryFormat: false })],
     ["gRPC-Web", (baseUrl) => createGrpcWebTransport({ baseUrl })],
+    ["gRPC (h2c, not for browsers: the same method on the gRPC path)", (baseUrl) => createGrpcTransport({ baseUrl })],
   ];
   for (const [name, make] of transports) {
     test(`${name}: created, then every put in order, canceled by aborting`, async () => {
