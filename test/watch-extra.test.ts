@@ -385,3 +385,26 @@ describe.skipIf(!requireTools([SUBJECT_BIN, ETCD_BIN]))(`POST /v3/watch: ${SUBJE
     await expectWatchers(ours, 0);
   }, 30_000);
 });
+
+describe.skipIf(!ready)("stopping the member with watches open", () => {
+  test("watch streams end at once with Unavailable; POST /v3/watch ends with etcd's error object; the stop does not wait for them", async () => {
+    const m = await startMember({ name: "stopping" });
+    const gw = gatewayWatch(m.clientUrl, "/v3/watch", `{"create_request":{"key":"${b64("s")}"}}`);
+    await gw.lines(1);
+    const w = bidiWatch(createGrpcTransport({ baseUrl: m.clientUrl }));
+    w.send(create(WatchRequestSchema, { requestUnion: { case: "createRequest", value: { key: enc("s") } } }));
+    expect((await w.next()).created).toBe(true);
+    const ended = w.next().then(
+      () => "no error",
+      (err: unknown) => String((err as Error).message),
+    );
+    const started = Date.now();
+    expect(await m.stop()).toBe(0);
+    // The drain timeout is 5 s: a stop that waited for the streams would take longer.
+    expect(Date.now() - started).toBeLessThan(4_500);
+    expect(await within(ended, STEP_TIMEOUT_MS, "bidi end")).toContain("transport is closing");
+    await gw.abort();
+    // etcd 3.4 (grpc-gateway) ends the stream with this object, no newline after it.
+    expect(gw.text.split("\n").slice(1).join("\n")).toBe('{"error":{"grpc_code":14,"http_code":503,"message":"transport is closing","http_status":"Service Unavailable"}}');
+  }, 30_000);
+});

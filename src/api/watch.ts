@@ -17,6 +17,7 @@ import { type Event, EventSchema } from "../gen/mvccpb/kv_pb.js";
 import { compareBytes, toRangeEnd } from "../mvcc/key-range.js";
 import { isCreateEvent, type WatchHub, type WatchMessage, type Watcher } from "../watch/hub.js";
 import { type CallContext, ENCODED, type ServiceImpl } from "./context.js";
+import { Code, EtcdError } from "../errors.js";
 
 export interface WatchDeps {
   hub: WatchHub;
@@ -26,6 +27,12 @@ export interface WatchDeps {
   maxRequestBytes?: number;
   /** Progress notification interval for watchers created with progress_notify (etcd default 10 min). */
   progressIntervalMs?: number;
+  /**
+   * Aborted when the member is stopping: every stream then ends with Unavailable "transport is
+   * closing", what etcd's clients see when the server goes away (watch streams never end on
+   * their own, so a graceful stop would otherwise wait for its drain timeout).
+   */
+  stopping?: AbortSignal;
 }
 
 /** clientv3.InvalidWatchID */
@@ -111,10 +118,12 @@ class WatchStream {
   async *run(reqs: AsyncIterable<WatchRequest>): AsyncGenerator<WatchResponse> {
     const onAbort = () => this.notify();
     this.signal.addEventListener("abort", onAbort);
+    this.deps.stopping?.addEventListener("abort", onAbort);
     void this.receive(reqs);
     try {
       while (!this.signal.aborted) {
         if (this.failure !== undefined) throw this.failure;
+        if (this.deps.stopping?.aborted) throw new EtcdError(Code.Unavailable, "transport is closing");
         const c = this.ctrl.shift();
         if (c !== undefined) {
           if (this.ctrl.length < CTRL_LIMIT) this.ctrlRoom?.();
@@ -132,6 +141,7 @@ class WatchStream {
       }
     } finally {
       this.signal.removeEventListener("abort", onAbort);
+      this.deps.stopping?.removeEventListener("abort", onAbort);
       this.close();
     }
   }

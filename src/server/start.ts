@@ -64,7 +64,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   });
   let fatal: ((reason: string) => void) | undefined;
   member.onFatal = (reason) => fatal?.(reason);
-  const services = allServices(member, { maxTxnOps: opts.maxTxnOps, watchProgressNotifyIntervalMs: watchProgressIntervalMs(opts.watchProgressNotifyIntervalMs) });
+  // Aborted when stop() begins: streams that never end on their own (watch) end then.
+  const stopStreams = new AbortController();
+  const services = allServices(member, {
+    maxTxnOps: opts.maxTxnOps,
+    watchProgressNotifyIntervalMs: watchProgressIntervalMs(opts.watchProgressNotifyIntervalMs),
+    stopping: stopStreams.signal,
+  });
   const maxRecvBytes = opts.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   const grpc = new GrpcServer(services, { maxRecvBytes, maxSendBytes: MAX_SEND_BYTES });
   const routes = httpRoutes({ healthProblem: () => member.healthProblem(), metrics: () => member.metrics.text() });
@@ -115,6 +121,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const stop = () =>
     (stopping ??= (async () => {
       for (const p of ports) p.close();
+      stopStreams.abort();
       const deadline = Date.now() + DRAIN_MS;
       while (grpc.active.size > 0 && Date.now() < deadline) await Bun.sleep(10);
       await member.stop();
