@@ -92,17 +92,17 @@ function secs(stdout: string, re: RegExp): number | null {
 
 /**
  * Run `benchmark --endpoints=ENDPOINT ...args --total=TOTAL` once (killed after timeoutMs),
- * keep its output in RAW_DIR/rawName, and parse it.
+ * keep its output in RAW_DIR/rawName, and parse it. `total` null: no --total (`watch` has none).
  */
 export async function runBenchmark(
   bench: string,
   endpoint: string,
   args: string[],
-  total: number,
+  total: number | null,
   rawName: string,
   timeoutMs = RUN_TIMEOUT_MS,
 ): Promise<BenchResult> {
-  const argv = [`--endpoints=${endpoint.replace(/^https?:\/\//, "")}`, ...args, `--total=${total}`];
+  const argv = [`--endpoints=${endpoint.replace(/^https?:\/\//, "")}`, ...args, ...(total === null ? [] : [`--total=${total}`])];
   const proc = Bun.spawn([bench, ...argv], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   let timedOut = false;
   const timer = setTimeout(() => {

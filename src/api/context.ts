@@ -16,6 +16,13 @@ export interface CallContext {
  */
 export type ServiceImpl = Record<string, (input: any, ctx: CallContext) => any>;
 
+/**
+ * A response message may carry its own protobuf encoding under this key (a non-enumerable
+ * property): the gRPC layer then sends those bytes instead of encoding the message again.
+ * Other transports ignore it and encode the message itself, so both must say the same thing.
+ */
+export const ENCODED: unique symbol = Symbol("tsetcd.encoded");
+
 export interface ServiceRegistration {
   service: DescService;
   impl: ServiceImpl;

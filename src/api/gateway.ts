@@ -2,13 +2,15 @@
 // answered in grpc-gateway's JSON (proto field names, int64 as strings,
 // bytes as base64, defaults omitted) by the same service implementations as
 // gRPC. /v3beta/ and /v3alpha/ are accepted as etcd 3.4 does. Streaming
-// methods (watch, lease keepalive, snapshot, observe) are not here yet.
+// methods: POST /v3/watch is in gateway-watch.ts; lease keepalive, snapshot
+// and observe are not here yet.
 import { fromJson, toJson, type DescMethod } from "@bufbuild/protobuf";
 import { parseJsonExact } from "./json-int64.js";
 import type { Context, Hono } from "hono";
 import { Code, EtcdError } from "../errors.js";
 import type { CallContext, ServiceImpl, ServiceRegistration } from "./context.js";
 import { statusOf } from "./grpc/status.js";
+import { gatewayWatch } from "./gateway-watch.js";
 
 /** Gateway path (after /v3/) → "package.Service/Method", as etcd's rpc.proto annotations declare. */
 const ROUTES: Record<string, string> = {
@@ -88,9 +90,13 @@ export function addGatewayRoutes(app: Hono, registrations: ServiceRegistration[]
     if (!target) throw new Error(`gateway: no method ${name} is registered`);
     targets.set(path, target);
   }
+  const watch = byName.get("etcdserverpb.Watch/Watch")?.impl;
   for (const version of ["v3", "v3beta", "v3alpha"]) {
     app.post(`/${version}/*`, (c) => {
-      const target = targets.get(c.req.path.slice(version.length + 2));
+      const path = c.req.path.slice(version.length + 2);
+      // etcd 3.4 serves the watch stream under /v3/ and /v3beta/ only (404 under /v3alpha/).
+      if (path === "watch" && watch && version !== "v3alpha") return gatewayWatch(c, watch, maxBodyBytes);
+      const target = targets.get(path);
       return target ? call(c, target, maxBodyBytes) : c.text("Not Found\n", 404);
     });
   }

@@ -9,14 +9,16 @@ import { Errors } from "../errors.js";
 import { kvService } from "./kv.js";
 import { maintenanceService } from "./maintenance.js";
 import { clusterService } from "./cluster.js";
-import { watchService } from "./watch.js";
+import { watchService, watchStreamService } from "./watch.js";
+import { WatchStream } from "../gen/tsetcdpb/watch_pb.js";
 import { leaseService } from "./lease.js";
 
-export function allServices(member: Member, opts: { maxTxnOps: number }): ServiceRegistration[] {
+export function allServices(member: Member, opts: { maxTxnOps: number; watchProgressNotifyIntervalMs?: number; stopping?: AbortSignal }): ServiceRegistration[] {
   const services: ServiceRegistration[] = [
     { service: KV, impl: kvService(member, opts.maxTxnOps) },
     { service: Maintenance, impl: maintenanceService(member) },
-    { service: Watch, impl: watchService({ hub: member.watchHub, header: (rev) => member.header(rev), maxRequestBytes: member.config.maxRequestBytes }) },
+    { service: Watch, impl: watchService({ hub: member.watchHub, header: (rev) => member.header(rev), maxRequestBytes: member.config.maxRequestBytes, progressIntervalMs: opts.watchProgressNotifyIntervalMs, stopping: opts.stopping }) },
+    { service: WatchStream, impl: watchStreamService({ hub: member.watchHub, header: (rev) => member.header(rev), maxRequestBytes: member.config.maxRequestBytes, progressIntervalMs: opts.watchProgressNotifyIntervalMs, stopping: opts.stopping }) },
     { service: Lease, impl: leaseService(member) },
     { service: Cluster, impl: clusterService(member.clusterOps, () => member.header()) },
     { service: Auth, impl: {} },

@@ -23,6 +23,14 @@ export function serveStreamWithFetch(
   const chunks: Uint8Array[] = [];
   let size = 0;
   let tooLarge = false;
+  // The stream closing (the client reset it, or the connection went away) aborts the request,
+  // so a streaming handler (a server-streaming RPC, /v3/watch) stops instead of waiting forever.
+  const gone = new AbortController();
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  stream.on("close", () => {
+    gone.abort();
+    void reader?.cancel().catch(() => {});
+  });
   stream.on("data", (c) => {
     size += c.length;
     if (size > maxBodyBytes) tooLarge = true;
@@ -49,11 +57,14 @@ export function serveStreamWithFetch(
     const body = method === "GET" || method === "HEAD" ? undefined : Buffer.concat(chunks);
     let res: Response;
     try {
-      res = await handler(new Request(url, { method, headers: h, body }));
+      res = await handler(new Request(url, { method, headers: h, body, signal: gone.signal }));
     } catch {
       res = new Response("internal error\n", { status: 500 });
     }
-    if (stream.destroyed) return;
+    if (stream.destroyed || gone.signal.aborted) {
+      void res.body?.cancel().catch(() => {});
+      return;
+    }
     const out: Record<string, string | number> = { ":status": res.status };
     res.headers.forEach((v, k) => {
       if (k !== "connection" && k !== "transfer-encoding" && k !== "keep-alive") out[k] = v;
@@ -63,15 +74,24 @@ export function serveStreamWithFetch(
       return;
     }
     stream.respond(out);
-    const reader = res.body.getReader();
+    const r = (reader = res.body.getReader());
+    let finished = false;
     try {
       for (;;) {
-        const { done, value } = await reader.read();
-        if (done || stream.destroyed) break;
-        if (!stream.write(value)) await new Promise<void>((r) => { stream.once("drain", r); stream.once("close", r); });
+        const { done, value } = await r.read();
+        if (done) {
+          finished = true;
+          break;
+        }
+        if (stream.destroyed) break;
+        if (!stream.write(value)) await new Promise<void>((res) => { stream.once("drain", res); stream.once("close", res); });
       }
+    } catch {
+      // the body failed, or was canceled because the stream closed
     } finally {
-      reader.releaseLock();
+      // A body we stop reading early is canceled, so whatever produces it stops too.
+      if (!finished) await r.cancel().catch(() => {});
+      r.releaseLock();
       if (!stream.destroyed) stream.end();
     }
   }

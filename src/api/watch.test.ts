@@ -1,11 +1,13 @@
 // The Watch service's stream logic, driven directly (no transport): etcd's answers for
 // create / cancel / progress requests, ids, ordering, prev_kv, fragments, progress_notify.
 import { expect, test } from "bun:test";
-import { create } from "@bufbuild/protobuf";
-import { ResponseHeaderSchema, type WatchRequest, type WatchResponse, WatchCreateRequest_FilterType } from "../gen/etcdserverpb/rpc_pb.js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { ResponseHeaderSchema, type WatchRequest, type WatchResponse, WatchCreateRequest_FilterType, WatchResponseSchema } from "../gen/etcdserverpb/rpc_pb.js";
+import { ENCODED } from "./context.js";
 import { MemoryKvBackend } from "../mvcc/memory-backend.js";
 import { MvccStore } from "../mvcc/store.js";
 import { dec, enc, putReq } from "../mvcc/test-support.js";
+import { TxnRequestSchema } from "../gen/etcdserverpb/rpc_pb.js";
 import { storeSource, WatchHub } from "../watch/hub.js";
 import { watchService } from "./watch.js";
 
@@ -34,8 +36,17 @@ function setup(extra: { maxRequestBytes?: number; progressIntervalMs?: number } 
   const ac = new AbortController();
   const got: WatchResponse[] = [];
   const out = svc.watch(reqs, { signal: ac.signal, requestHeader: { get: () => null } }) as AsyncIterable<WatchResponse>;
+  let encodedChecked = 0;
   const done = (async () => {
-    for await (const r of out) got.push(r);
+    for await (const r of out) {
+      // A response that carries its own encoding must say exactly what protobuf-es would.
+      const own = (r as { [ENCODED]?: Uint8Array })[ENCODED];
+      if (own !== undefined) {
+        expect(Buffer.from(own).toString("hex")).toBe(Buffer.from(toBinary(WatchResponseSchema, r)).toString("hex"));
+        encodedChecked++;
+      }
+      got.push(r);
+    }
   })();
   const send = (r: WatchRequest["requestUnion"]) => {
     pending.push({ requestUnion: r } as WatchRequest);
@@ -44,8 +55,12 @@ function setup(extra: { maxRequestBytes?: number; progressIntervalMs?: number } 
   const createReq = (v: Record<string, unknown>) => send({ case: "createRequest", value: { key: new Uint8Array(), rangeEnd: new Uint8Array(), startRevision: 0n, progressNotify: false, filters: [], prevKv: false, watchId: 0n, fragment: false, ...v } as any });
   return {
     store,
+    hub,
     put,
     got,
+    get encodedChecked() {
+      return encodedChecked;
+    },
     send,
     createReq,
     async settle(ms = 20) {
@@ -159,5 +174,63 @@ test("progress_notify sends a progress response per interval when idle", async (
   const prog = t.got.filter((r) => r.watchId === 0n && !r.created && r.events.length === 0);
   expect(prog.length).toBeGreaterThanOrEqual(2);
   expect(prog[0].header!.revision).toBe(1n);
+  await t.stop();
+});
+
+test("a client that does not read its answers cannot queue them without bound: requests stop being read", async () => {
+  // etcd: the control answers wait in a channel of 16; when it is full the stream stops
+  // receiving, so gRPC flow control holds the client back. Here: 10,000 progress requests,
+  // one answer read.
+  const store = new MvccStore(new MemoryKvBackend());
+  const hub = new WatchHub(storeSource(store));
+  const svc = watchService({ hub, header: (rev) => create(ResponseHeaderSchema, { revision: BigInt(rev) }) });
+  let pulled = 0;
+  const reqs: AsyncIterable<WatchRequest> = {
+    async *[Symbol.asyncIterator]() {
+      for (let i = 0; i < 10_000; i++) {
+        pulled++;
+        yield { requestUnion: { case: "progressRequest", value: {} } } as WatchRequest;
+      }
+    },
+  };
+  const ac = new AbortController();
+  const out = (svc.watch(reqs, { signal: ac.signal, requestHeader: { get: () => null } }) as AsyncIterable<WatchResponse>)[Symbol.asyncIterator]();
+  const first = await out.next();
+  expect(first.value!.watchId).toBe(-1n);
+  await Bun.sleep(50);
+  expect(pulled).toBeLessThanOrEqual(32);
+  // Reading on lets the requests flow again: every one is answered, in order.
+  let answered = 1;
+  while (answered < 10_000) {
+    const r = await out.next();
+    expect(r.value!.watchId).toBe(-1n);
+    answered++;
+  }
+  expect(pulled).toBe(10_000);
+  ac.abort();
+  await out.return?.(undefined);
+});
+
+test("responses assembled from encoded parts are byte for byte protobuf-es's (ids, sizes, prev_kv, many events)", async () => {
+  const t = setup();
+  t.put("e", "0"); // rev 2
+  // Watch ids 0..299: one-byte and two-byte varints; half with prev_kv.
+  for (let i = 0; i < 300; i++) t.createReq({ key: enc("e"), watchId: i === 0 ? 0n : BigInt(i), prevKv: i % 2 === 0 });
+  // Replayed (prev_kv looked up) and live events; values from empty to 20 KiB (multi-byte lengths).
+  t.createReq({ key: enc("e"), watchId: 100_000n, startRevision: 1n, prevKv: true });
+  t.createReq({ key: enc("e"), watchId: 2n ** 40n, startRevision: 2n });
+  await t.settle();
+  for (const v of ["", "x", "y".repeat(200), "z".repeat(20_000)]) {
+    t.put("e", v);
+    await t.settle(5);
+  }
+  // Several events in one revision.
+  t.store.txn(create(TxnRequestSchema, { success: [0, 1, 2].map((i) => ({ request: { case: "requestPut" as const, value: putReq(`e${i}`, "t") } })) }));
+  t.hub.committed();
+  t.createReq({ key: enc("e"), rangeEnd: enc("f"), watchId: 7777n, startRevision: 1n });
+  await t.settle(50);
+  const withEvents = t.got.filter((r) => r.events.length > 0);
+  expect(withEvents.length).toBeGreaterThan(1000);
+  expect(t.encodedChecked).toBe(withEvents.length);
   await t.stop();
 });

@@ -5,16 +5,19 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
   type ResponseHeader,
+  ResponseHeaderSchema,
   type WatchCreateRequest,
   WatchCreateRequest_FilterType,
   type WatchRequest,
+  WatchRequestSchema,
   type WatchResponse,
   WatchResponseSchema,
 } from "../gen/etcdserverpb/rpc_pb.js";
 import { type Event, EventSchema } from "../gen/mvccpb/kv_pb.js";
 import { compareBytes, toRangeEnd } from "../mvcc/key-range.js";
 import { isCreateEvent, type WatchHub, type WatchMessage, type Watcher } from "../watch/hub.js";
-import type { CallContext, ServiceImpl } from "./context.js";
+import { type CallContext, ENCODED, type ServiceImpl } from "./context.js";
+import { Code, EtcdError } from "../errors.js";
 
 export interface WatchDeps {
   hub: WatchHub;
@@ -24,6 +27,12 @@ export interface WatchDeps {
   maxRequestBytes?: number;
   /** Progress notification interval for watchers created with progress_notify (etcd default 10 min). */
   progressIntervalMs?: number;
+  /**
+   * Aborted when the member is stopping: every stream then ends with Unavailable "transport is
+   * closing", what etcd's clients see when the server goes away (watch streams never end on
+   * their own, so a graceful stop would otherwise wait for its drain timeout).
+   */
+  stopping?: AbortSignal;
 }
 
 /** clientv3.InvalidWatchID */
@@ -32,6 +41,12 @@ const ERR_EMPTY_RANGE = "mvcc: watcher range is empty";
 const ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream";
 const DEFAULT_MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 const DEFAULT_PROGRESS_MS = 10 * 60 * 1000;
+/**
+ * Control answers (created, canceled, progress) waiting to be sent (etcd's ctrlStreamBufLen).
+ * When that many wait, the stream stops reading requests until the client reads its answers,
+ * so a client that only writes is held back by flow control instead of growing this queue.
+ */
+const CTRL_LIMIT = 16;
 
 interface Entry {
   /** undefined once the hub canceled it for compaction (etcd keeps the id until canceled). */
@@ -50,6 +65,35 @@ export function watchService(deps: WatchDeps): ServiceImpl {
   };
 }
 
+/**
+ * tsetcdpb.WatchStream: one watcher per server-streaming call, for clients that cannot
+ * open a bidi stream. The same stream logic as Watch.Watch, fed a single create request
+ * (a half-closed bidi stream, which keeps delivering); the call ends after the watcher's
+ * "canceled" answer, or when the client goes away.
+ */
+export function watchStreamService(deps: WatchDeps): ServiceImpl {
+  return {
+    watch(creq: WatchCreateRequest, ctx: CallContext): AsyncIterable<WatchResponse> {
+      return untilCanceled(new WatchStream(deps, ctx.signal).run(single(creq)));
+    },
+  };
+}
+
+async function* single(creq: WatchCreateRequest): AsyncGenerator<WatchRequest> {
+  yield create(WatchRequestSchema, { requestUnion: { case: "createRequest", value: creq } });
+}
+
+async function* untilCanceled(responses: AsyncGenerator<WatchResponse>): AsyncGenerator<WatchResponse> {
+  try {
+    for await (const r of responses) {
+      yield r;
+      if (r.canceled) return;
+    }
+  } finally {
+    await responses.return(undefined);
+  }
+}
+
 class WatchStream {
   private readonly ctrl: WatchResponse[] = [];
   private readonly watchers = new Map<bigint, Entry>();
@@ -57,6 +101,8 @@ class WatchStream {
   private readonly ready = new Set<bigint>();
   private nextId = 0n;
   private wake: (() => void) | undefined;
+  /** The request reader waiting for room in `ctrl`. */
+  private ctrlRoom: (() => void) | undefined;
   private failure: unknown;
   private ended = false;
   private progressTimer: ReturnType<typeof setInterval> | undefined;
@@ -72,12 +118,15 @@ class WatchStream {
   async *run(reqs: AsyncIterable<WatchRequest>): AsyncGenerator<WatchResponse> {
     const onAbort = () => this.notify();
     this.signal.addEventListener("abort", onAbort);
+    this.deps.stopping?.addEventListener("abort", onAbort);
     void this.receive(reqs);
     try {
       while (!this.signal.aborted) {
         if (this.failure !== undefined) throw this.failure;
+        if (this.deps.stopping?.aborted) throw new EtcdError(Code.Unavailable, "transport is closing");
         const c = this.ctrl.shift();
         if (c !== undefined) {
+          if (this.ctrl.length < CTRL_LIMIT) this.ctrlRoom?.();
           yield c;
           continue;
         }
@@ -92,6 +141,7 @@ class WatchStream {
       }
     } finally {
       this.signal.removeEventListener("abort", onAbort);
+      this.deps.stopping?.removeEventListener("abort", onAbort);
       this.close();
     }
   }
@@ -102,6 +152,7 @@ class WatchStream {
 
   private close(): void {
     this.ended = true;
+    this.ctrlRoom?.();
     if (this.progressTimer !== undefined) clearInterval(this.progressTimer);
     for (const e of this.watchers.values()) e.w.cancel();
     this.watchers.clear();
@@ -111,6 +162,10 @@ class WatchStream {
   private async receive(reqs: AsyncIterable<WatchRequest>): Promise<void> {
     try {
       for await (const req of reqs) {
+        while (this.ctrl.length >= CTRL_LIMIT && !this.ended) {
+          await new Promise<void>((resolve) => (this.ctrlRoom = resolve));
+          this.ctrlRoom = undefined;
+        }
         if (this.ended) return;
         this.handle(req);
       }
@@ -207,28 +262,42 @@ class WatchStream {
 
   private toResponses(id: bigint, e: Entry, msg: WatchMessage): WatchResponse[] {
     const events = msg.events.map((ev) => this.withPrevKv(ev, e.prevKv));
+    const header = this.deps.header(msg.revision);
     const wr = create(WatchResponseSchema, {
-      header: this.deps.header(msg.revision),
+      header,
       watchId: id,
       events,
       compactRevision: BigInt(msg.compactRevision),
       canceled: msg.compactRevision !== 0,
     });
     if (events.length > 0 && e.progress !== undefined) e.progress = false;
-    return e.fragment ? fragments(wr, this.maxRequestBytes) : [wr];
+    if (e.fragment) return fragments(wr, this.maxRequestBytes);
+    // Events of one revision go to every watcher that matches, often thousands: each event and
+    // header is encoded once and the responses are assembled from those bytes (for gRPC).
+    if (events.length > 0 && msg.compactRevision === 0) {
+      const bytes = encodeEventsResponse(header, id, events);
+      if (bytes !== null) Object.defineProperty(wr, ENCODED, { value: bytes });
+    }
+    return [wr];
   }
 
   /** etcd looks prev_kv up at the event's revision - 1; live events already carry it. */
   private withPrevKv(ev: Event, wanted: boolean): Event {
-    if (!wanted) return ev.prevKv === undefined ? ev : create(EventSchema, { type: ev.type, kv: ev.kv });
+    if (!wanted) return ev.prevKv === undefined ? ev : withoutPrevKv(ev);
     if (ev.prevKv !== undefined || isCreateEvent(ev)) return ev;
+    const known = withPrev.get(ev);
+    if (known !== undefined) return known;
     const prev = this.deps.hub.getAt(ev.kv!.key, Number(ev.kv!.modRevision) - 1);
-    return prev === null ? ev : create(EventSchema, { type: ev.type, kv: ev.kv, prevKv: prev });
+    const out = prev === null ? ev : create(EventSchema, { type: ev.type, kv: ev.kv, prevKv: prev });
+    withPrev.set(ev, out);
+    return out;
   }
 
   private startProgressTimer(): void {
     if (this.progressTimer !== undefined) return;
-    const ms = this.deps.progressIntervalMs ?? DEFAULT_PROGRESS_MS;
+    // etcd adds up to a tenth of the interval as jitter, so streams opened together do not all report at once.
+    const base = this.deps.progressIntervalMs ?? DEFAULT_PROGRESS_MS;
+    const ms = base + Math.floor(Math.random() * (base / 10));
     this.progressTimer = setInterval(() => {
       for (const e of this.watchers.values()) {
         if (e.progress === undefined) continue;
@@ -238,6 +307,98 @@ class WatchStream {
     }, ms);
     (this.progressTimer as { unref?: () => void }).unref?.();
   }
+}
+
+// ---- responses assembled from encoded parts ----
+// Events are immutable once published and shared by every watcher they match, so their
+// encodings (and their copies with or without prev_kv) are kept beside them while they live.
+
+const eventBytes = new WeakMap<Event, Uint8Array>();
+const noPrev = new WeakMap<Event, Event>();
+const withPrev = new WeakMap<Event, Event>();
+let lastHeader: { header: ResponseHeader; bytes: Uint8Array } | undefined;
+
+function withoutPrevKv(ev: Event): Event {
+  let out = noPrev.get(ev);
+  if (out === undefined) {
+    out = create(EventSchema, { type: ev.type, kv: ev.kv });
+    noPrev.set(ev, out);
+  }
+  return out;
+}
+
+function encodedEvent(ev: Event): Uint8Array {
+  let b = eventBytes.get(ev);
+  if (b === undefined) {
+    b = toBinary(EventSchema, ev);
+    eventBytes.set(ev, b);
+  }
+  return b;
+}
+
+function encodedHeader(h: ResponseHeader): Uint8Array {
+  const last = lastHeader;
+  if (
+    last !== undefined &&
+    last.header.revision === h.revision &&
+    last.header.raftTerm === h.raftTerm &&
+    last.header.memberId === h.memberId &&
+    last.header.clusterId === h.clusterId
+  ) {
+    return last.bytes;
+  }
+  const bytes = toBinary(ResponseHeaderSchema, h);
+  lastHeader = { header: h, bytes };
+  return bytes;
+}
+
+const varintSize = (n: number): number => {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+};
+
+function putVarint(buf: Uint8Array, at: number, n: number): number {
+  while (n >= 0x80) {
+    buf[at++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[at++] = n;
+  return at;
+}
+
+/**
+ * The protobuf encoding of WatchResponse{header, watch_id, events} (every other field at its
+ * default), as protobuf-es would write it: fields in number order, a zero watch_id left out.
+ * null for a watch id this does not handle (negative or above 2^53).
+ */
+function encodeEventsResponse(header: ResponseHeader, id: bigint, events: Event[]): Uint8Array | null {
+  if (id < 0n || id > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  const watchId = Number(id);
+  const hb = encodedHeader(header);
+  const evs = events.map(encodedEvent);
+  let size = 1 + varintSize(hb.length) + hb.length; // field 1, length-delimited
+  if (watchId !== 0) size += 1 + varintSize(watchId); // field 2, varint
+  for (const b of evs) size += 1 + varintSize(b.length) + b.length; // field 11, length-delimited
+  const out = new Uint8Array(size);
+  out[0] = 0x0a;
+  let at = putVarint(out, 1, hb.length);
+  out.set(hb, at);
+  at += hb.length;
+  if (watchId !== 0) {
+    out[at++] = 0x10;
+    at = putVarint(out, at, watchId);
+  }
+  for (const b of evs) {
+    out[at++] = 0x5a;
+    at = putVarint(out, at, b.length);
+    out.set(b, at);
+    at += b.length;
+  }
+  return out;
 }
 
 /** etcd's sendFragments: cut a response whose size reaches the limit, never below one event per part. */

@@ -65,6 +65,7 @@ async function main(): Promise<number> {
     listenClientUrls: c.listenClientUrls,
     advertiseClientUrls: c.advertiseClientUrls,
     maxTxnOps: c.maxTxnOps,
+    watchProgressNotifyIntervalMs: c.experimentalWatchProgressNotifyInterval,
     cors: c.cors,
     maxConcurrentStreams: c.maxConcurrentStreams,
     tls: {

@@ -190,7 +190,7 @@ export const FLAGS: readonly FlagSpec[] = [
     make("experimental-compaction-batch-limit", "int", "1000", "ExperimentalCompactionBatchLimit sets the maximum revisions deleted in each compaction batch.", { shown: "1000" }),
     make("experimental-compaction-sleep-interval", "duration", "10ms", "ExperimentalCompactionSleepInterval sets the sleep interval between each compaction batch."),
     make("experimental-peer-skip-client-san-verification", "bool", "false", "Skip verification of SAN field in client certificate for peer connections.", { yaml: null }),
-    make("experimental-watch-progress-notify-interval", "duration", "10m", "Duration of periodical watch progress notification."),
+    make("experimental-watch-progress-notify-interval", "duration", "10m", "Duration of periodical watch progress notification.", yes),
     make("experimental-downgrade-check-time", "duration", "5s", "Duration of time between two downgrade status checks.", { shown: null }),
     make("experimental-memory-mlock", "bool", "false", "Enable to enforce etcd pages (in particular bbolt) to stay in RAM.", { shown: null }),
     make("experimental-warning-apply-duration", "duration", "100ms", "Warning is generated if requests take more than this duration."),

@@ -41,7 +41,7 @@ describe("flags table", () => {
     const implemented = FLAGS.filter((f) => f.implemented).map((f) => f.name);
     expect(implemented.toSorted()).toEqual([
       "advertise-client-urls", "auto-tls", "cert-file", "client-cert-auth", "config-file", "cors", "data-dir",
-      "election-timeout", "heartbeat-interval", "help", "initial-advertise-peer-urls", "initial-cluster",
+      "election-timeout", "experimental-watch-progress-notify-interval", "heartbeat-interval", "help", "initial-advertise-peer-urls", "initial-cluster",
       "initial-cluster-state", "initial-cluster-token", "key-file", "listen-client-urls", "listen-peer-urls",
       "log-level", "log-outputs", "logger", "max-concurrent-streams", "max-request-bytes", "max-txn-ops", "name",
       "peer-auto-tls", "peer-cert-allowed-cn", "peer-cert-file", "peer-client-cert-auth", "peer-client-cert-file",

@@ -278,6 +278,10 @@ export class Member {
       pendingProposals: () => this.waiters.size,
       hasLeader: () => this.lead !== 0n,
       isLeader: () => this.isLeader(),
+      watchers: () => {
+        const n = this.watchHub.watcherCount;
+        return n.synced + n.unsynced;
+      },
     });
     this.transport = new Transport({
       id: this.memberId,

@@ -11,6 +11,8 @@ export interface MetricsSource {
   pendingProposals(): number;
   hasLeader(): boolean;
   isLeader(): boolean;
+  /** Watchers of the watch hub (every transport). */
+  watchers(): number;
 }
 
 export class Metrics {
@@ -37,6 +39,7 @@ export class Metrics {
     this.failed = new Counter({ name: "etcd_server_proposals_failed_total", help: "The total number of failed proposals seen.", registers: r });
     new Gauge({ name: "etcd_mvcc_db_total_size_in_bytes", help: "Total size of the underlying database physically allocated in bytes.", registers: r, collect() { this.set(source.dbSize()); } });
     new Gauge({ name: "etcd_mvcc_db_total_size_in_use_in_bytes", help: "Total size of the underlying database logically in use in bytes.", registers: r, collect() { this.set(source.dbSizeInUse()); } });
+    new Gauge({ name: "etcd_debugging_mvcc_watcher_total", help: "Total number of watchers.", registers: r, collect() { this.set(source.watchers()); } });
     // etcd's buckets: 1 ms doubling 14 times.
     const buckets = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);
     // One SQLite commit is both the log fsync and the backend commit of a batch.

@@ -21,6 +21,18 @@ const GRPC_OVERHEAD_BYTES = 512 * 1024;
 const MAX_SEND_BYTES = 2 ** 31 - 1;
 /** How long a graceful stop waits for in-flight calls. */
 const DRAIN_MS = 5_000;
+/** etcd's minWatchProgressInterval: a shorter --experimental-watch-progress-notify-interval is raised to it. */
+const MIN_WATCH_PROGRESS_MS = 100;
+
+/** etcd 3.4's rule: 0 (or less) keeps the 10-minute default, a positive value below the minimum is raised to it. */
+export function watchProgressIntervalMs(flagMs: number | undefined): number | undefined {
+  if (flagMs === undefined || !(flagMs > 0)) return undefined;
+  if (flagMs < MIN_WATCH_PROGRESS_MS) {
+    log.warn("adjusting watch progress notify interval to minimum period", { "min-watch-progress-notify-interval": "100ms" });
+    return MIN_WATCH_PROGRESS_MS;
+  }
+  return flagMs;
+}
 
 export interface StartOptions extends MemberConfig {
   /** etcd's --peer-* TLS flags (src/server/peer-tls.ts). */
@@ -28,6 +40,8 @@ export interface StartOptions extends MemberConfig {
   listenClientUrls: string[];
   advertiseClientUrls: string[];
   maxTxnOps: number;
+  /** --experimental-watch-progress-notify-interval in ms (0 or absent: etcd's 10 minutes). */
+  watchProgressNotifyIntervalMs?: number;
   cors: string[];
   maxConcurrentStreams: number;
   tls: Omit<ClientTlsConfig, "dataDir" | "hosts">;
@@ -50,7 +64,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   });
   let fatal: ((reason: string) => void) | undefined;
   member.onFatal = (reason) => fatal?.(reason);
-  const services = allServices(member, { maxTxnOps: opts.maxTxnOps });
+  // Aborted when stop() begins: streams that never end on their own (watch) end then.
+  const stopStreams = new AbortController();
+  const services = allServices(member, {
+    maxTxnOps: opts.maxTxnOps,
+    watchProgressNotifyIntervalMs: watchProgressIntervalMs(opts.watchProgressNotifyIntervalMs),
+    stopping: stopStreams.signal,
+  });
   const maxRecvBytes = opts.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   const grpc = new GrpcServer(services, { maxRecvBytes, maxSendBytes: MAX_SEND_BYTES });
   const routes = httpRoutes({ healthProblem: () => member.healthProblem(), metrics: () => member.metrics.text() });
@@ -101,6 +121,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const stop = () =>
     (stopping ??= (async () => {
       for (const p of ports) p.close();
+      stopStreams.abort();
       const deadline = Date.now() + DRAIN_MS;
       while (grpc.active.size > 0 && Date.now() < deadline) await Bun.sleep(10);
       await member.stop();

@@ -6,7 +6,7 @@ import type { ServerHttp2Stream, IncomingHttpHeaders } from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { fromBinary, toBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code, EtcdError } from "../../errors.js";
-import { methodPath, type CallContext, type ServiceRegistration } from "../context.js";
+import { ENCODED, methodPath, type CallContext, type ServiceRegistration } from "../context.js";
 import { encodeFrame, MessageReader, type Frame } from "./framing.js";
 import { InputQueue } from "./input-queue.js";
 import { encodeGrpcMessage, statusOf } from "./status.js";
@@ -247,7 +247,7 @@ class GrpcCall implements CallContext {
 
   /** Returns false when the stream asks the writer to wait for 'drain'. */
   private writeMessage(route: Route, message: unknown): boolean {
-    const bytes = toBinary(route.method.output, message as any);
+    const bytes: Uint8Array = (message as { [ENCODED]?: Uint8Array })[ENCODED] ?? toBinary(route.method.output, message as any);
     if (bytes.length > this.server.options.maxSendBytes) {
       throw new EtcdError(Code.ResourceExhausted, `grpc: trying to send message larger than max (${bytes.length} vs. ${this.server.options.maxSendBytes})`);
     }

@@ -1,0 +1,209 @@
+// POST /v3/watch: etcd 3.4's grpc-gateway form of the bidi Watch stream, for
+// HTTP/1.1 clients (curl, fetch). The request body is a sequence of JSON
+// WatchRequests (concatenated, any whitespace between them), read as it
+// arrives; the response is one line per WatchResponse, `{"result":{...}}\n`,
+// in grpc-gateway's JSON (proto field names, int64 as strings, enums by
+// name, defaults omitted). What etcd 3.4 does, and so what this does:
+// - the status line and headers go out with the first response, so a body
+//   with no create request gets no answer at all until the client leaves;
+// - a first request that is not valid JSON is refused with HTTP 500 and
+//   grpc-gateway's error body (code 2); a later bad one only ends the requests
+//   (the watchers already created keep streaming);
+// - unknown fields are ignored;
+// - the stream only ends when the client goes away; an error that ends it
+//   from our side is written as a last `{"error":{...}}` object.
+import { fromJson, toJson } from "@bufbuild/protobuf";
+import { STATUS_CODES } from "node:http";
+import type { Context } from "hono";
+import { type WatchRequest, WatchRequestSchema, type WatchResponse, WatchResponseSchema } from "../gen/etcdserverpb/rpc_pb.js";
+import { Code } from "../errors.js";
+import type { CallContext, ServiceImpl } from "./context.js";
+import { statusOf } from "./grpc/status.js";
+
+/** grpc-gateway v1's HTTP status per gRPC code (runtime.HTTPStatusFromCode). */
+const HTTP_STATUS: Record<number, number> = {
+  [Code.OK]: 200, [Code.Canceled]: 408, [Code.Unknown]: 500, [Code.InvalidArgument]: 400,
+  [Code.DeadlineExceeded]: 504, [Code.NotFound]: 404, [Code.AlreadyExists]: 409,
+  [Code.PermissionDenied]: 403, [Code.Unauthenticated]: 401, [Code.ResourceExhausted]: 429,
+  [Code.FailedPrecondition]: 400, [Code.Aborted]: 409, [Code.OutOfRange]: 400,
+  [Code.Unimplemented]: 501, [Code.Internal]: 500, [Code.Unavailable]: 503, [Code.DataLoss]: 500,
+};
+
+const encoder = new TextEncoder();
+
+/** Serves one POST /v3/watch with the Watch.Watch implementation `watch`. */
+export async function gatewayWatch(c: Context, watch: ServiceImpl[string], maxObjectBytes: number): Promise<Response> {
+  const requests = jsonObjects(c.req.raw.body, maxObjectBytes)[Symbol.asyncIterator]();
+  let first: IteratorResult<WatchRequest>;
+  try {
+    first = await requests.next();
+  } catch (err) {
+    // grpc-gateway answers a first request it cannot decode with code Unknown.
+    const message = (err as Error).message;
+    return c.json({ error: message, message, code: Code.Unknown }, 500);
+  }
+  const reqs = (async function* (): AsyncGenerator<WatchRequest> {
+    if (first.done) return;
+    yield first.value;
+    try {
+      for (;;) {
+        const n = await requests.next();
+        if (n.done) return;
+        yield n.value;
+      }
+    } catch {
+      // As grpc-gateway: a request that does not decode ends the requests, not the stream.
+    }
+  })();
+
+  const ac = new AbortController();
+  const reqSignal = c.req.raw.signal;
+  const onAbort = () => ac.abort();
+  if (reqSignal.aborted) ac.abort();
+  else reqSignal.addEventListener("abort", onAbort, { once: true });
+  const ctx: CallContext = { signal: ac.signal, requestHeader: { get: (name: string) => c.req.header(name) ?? null } };
+  const out = (watch(reqs, ctx) as AsyncIterable<WatchResponse>)[Symbol.asyncIterator]();
+  const finish = () => {
+    reqSignal.removeEventListener("abort", onAbort);
+    ac.abort();
+    void out.return?.(undefined);
+    void requests.return?.(undefined);
+  };
+
+  // The headers wait for the first response, as etcd's do.
+  let head: Uint8Array;
+  let ended = false;
+  try {
+    const r = await next(out, ac.signal);
+    if (r === undefined) {
+      finish();
+      return new Response(null, { status: 499 }); // the client left before anything was sent
+    }
+    head = r.done ? ((ended = true), new Uint8Array()) : line(r.value);
+  } catch (err) {
+    finish();
+    const { code, message } = statusOf(err);
+    return c.json({ error: message, message, code }, (HTTP_STATUS[code] ?? 500) as any);
+  }
+
+  let sentHead = false;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (!sentHead) {
+        sentHead = true;
+        if (head.length > 0) controller.enqueue(head);
+        if (ended) {
+          finish();
+          controller.close();
+        }
+        return;
+      }
+      try {
+        const r = await next(out, ac.signal);
+        if (r === undefined || r.done) {
+          finish();
+          controller.close();
+          return;
+        }
+        controller.enqueue(line(r.value));
+      } catch (err) {
+        finish();
+        controller.enqueue(errorObject(err));
+        controller.close();
+      }
+    },
+    cancel() {
+      finish();
+    },
+  });
+  return new Response(body, {
+    status: 200,
+    headers: { "content-type": "application/json", "grpc-metadata-content-type": "application/grpc" },
+  });
+}
+
+/** The iterator's next result, or undefined once `signal` aborts first. */
+function next<T>(it: AsyncIterator<T>, signal: AbortSignal): Promise<IteratorResult<T> | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(undefined);
+    signal.addEventListener("abort", onAbort, { once: true });
+    it.next().then(
+      (r) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(r);
+      },
+      (err) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+function line(r: WatchResponse): Uint8Array {
+  return encoder.encode(`${JSON.stringify({ result: toJson(WatchResponseSchema, r, { useProtoFieldName: true }) })}\n`);
+}
+
+/** grpc-gateway's last object on a stream that failed (no newline after it). */
+function errorObject(err: unknown): Uint8Array {
+  const { code, message } = statusOf(err);
+  const http = HTTP_STATUS[code] ?? 500;
+  return encoder.encode(JSON.stringify({ error: { grpc_code: code, http_code: http, message, http_status: STATUS_CODES[http] ?? "" } }));
+}
+
+/**
+ * The WatchRequests of a body of concatenated JSON objects, each decoded as soon as its
+ * closing brace arrives. Throws on anything that is not an object, on an object larger than
+ * `maxBytes` (counted in UTF-16 units, close enough for a bound) and on one that does not
+ * decode as a WatchRequest.
+ */
+export async function* jsonObjects(body: ReadableStream<Uint8Array> | null, maxBytes: number): AsyncGenerator<WatchRequest> {
+  if (!body) return;
+  const decoder = new TextDecoder();
+  const reader = body.getReader();
+  let buf = ""; // text of the object being read
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      const text = done ? decoder.decode() : decoder.decode(value, { stream: true });
+      for (const ch of text) {
+        if (depth === 0) {
+          if (ch === " " || ch === "\n" || ch === "\r" || ch === "\t") continue;
+          if (ch !== "{") throw new SyntaxError(`invalid character '${ch}' looking for beginning of value`);
+          buf = "{";
+          depth = 1;
+          continue;
+        }
+        buf += ch;
+        if (buf.length > maxBytes) throw new RangeError(`watch request larger than ${maxBytes} bytes`);
+        if (inString) {
+          if (escaped) escaped = false;
+          else if (ch === "\\") escaped = true;
+          else if (ch === '"') inString = false;
+          continue;
+        }
+        if (ch === '"') inString = true;
+        else if (ch === "{" || ch === "[") depth++;
+        else if (ch === "}" || ch === "]") {
+          depth--;
+          if (depth === 0) {
+            const json = JSON.parse(buf);
+            buf = "";
+            yield fromJson(WatchRequestSchema, json, { ignoreUnknownFields: true });
+          }
+        }
+      }
+      if (done) {
+        if (depth > 0) throw new SyntaxError("unexpected EOF");
+        return;
+      }
+    }
+  } finally {
+    reader.releaseLock();
+    void body.cancel().catch(() => {});
+  }
+}
