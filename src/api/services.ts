@@ -10,6 +10,9 @@ import { kvService } from "./kv.js";
 import { maintenanceService } from "./maintenance.js";
 import { clusterService } from "./cluster.js";
 import { watchService } from "./watch.js";
+import { concurrencyDeps } from "./concurrency.js";
+import { lockService } from "./lock.js";
+import { electionService } from "./election.js";
 
 export function allServices(member: Member, opts: { maxTxnOps: number }): ServiceRegistration[] {
   const services: ServiceRegistration[] = [
@@ -19,8 +22,8 @@ export function allServices(member: Member, opts: { maxTxnOps: number }): Servic
     { service: Lease, impl: {} },
     { service: Cluster, impl: clusterService(member.clusterOps, () => member.header()) },
     { service: Auth, impl: {} },
-    { service: Lock, impl: {} },
-    { service: Election, impl: {} },
+    { service: Lock, impl: lockService(concurrencyDeps(member)) },
+    { service: Election, impl: electionService(concurrencyDeps(member)) },
   ];
   return services.map((s) => ({ service: s.service, impl: learnerGuard(s.service.typeName, s.impl, () => member.isLearner()) }));
 }
