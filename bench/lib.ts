@@ -23,6 +23,8 @@ export const PUT = ["put", "--key-size=8", "--sequential-keys", "--val-size=256"
 export const TXN_PUT = ["txn-put", "--txn-ops=1", "--key-size=8", "--val-size=256", "--key-space-size=100000"];
 export const RANGE_L = ["range", "foo", "--consistency=l"];
 export const RANGE_S = ["range", "foo", "--consistency=s"];
+/** Each client grants one lease (TTL 100) and keeps it alive with one KeepAliveOnce per request. */
+export const LEASE_KEEPALIVE = ["lease-keepalive"];
 
 /** The --total a row runs with at a given scale (never fewer requests than clients). */
 export function scaledTotal(r: Row, scale: number): number {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bun
 // etcd's own benchmark tool against a fresh real etcd and a fresh tsetcd, in the same run.
 //
-//   bun bench/run.ts [--only=etcd|tsetcd] [--scale=0.1] [--repeat=3] [--tsetcd=PATH] [--out=FILE]
+//   bun bench/run.ts [--only=etcd|tsetcd] [--scale=0.1] [--repeat=3] [--rows=REGEX] [--tsetcd=PATH] [--out=FILE]
 //
 // The machine is shared and noisy, so absolute numbers mean little: the point is the ratio,
 // measured row by row with the two servers taking turns. Server CPU time per request comes
@@ -20,6 +20,7 @@ import {
   RAW_DIR,
   type Row,
   TXN_PUT,
+  LEASE_KEEPALIVE,
   cpuSeconds,
   ensureBenchmark,
   fmt,
@@ -33,7 +34,7 @@ import {
   scaledTotal,
 } from "./lib.ts";
 
-const ROWS: Row[] = [
+const ALL_ROWS: Row[] = [
   row("put, 1 client", 1, 1, 2_000, PUT),
   row("put, 1000 clients", 100, 1000, 100_000, PUT),
   row("range linearizable, 1 client", 1, 1, 10_000, RANGE_L),
@@ -42,6 +43,8 @@ const ROWS: Row[] = [
   row("range serializable, 1000 clients", 100, 1000, 100_000, RANGE_S),
   row("txn-put, 1 client", 1, 1, 2_000, TXN_PUT),
   row("txn-put, 1000 clients", 100, 1000, 100_000, TXN_PUT),
+  row("lease keep-alive, 1 client", 1, 1, 10_000, LEASE_KEEPALIVE),
+  row("lease keep-alive, 1000 clients", 100, 1000, 100_000, LEASE_KEEPALIVE),
 ];
 
 type Impl = "etcd" | "tsetcd";
@@ -63,6 +66,10 @@ if (!(Number.isInteger(repeat) && repeat >= 1 && repeat <= 9)) throw new Error(`
 const binaries: Record<Impl, string> = { etcd: ETCD_BIN, tsetcd: option("tsetcd") ?? SUBJECT_BIN };
 const impls: Impl[] = only ? [only] : ["etcd", "tsetcd"];
 const outFile = option("out") ?? join(REPO_ROOT, "bench", "results.md");
+/** --rows=REGEX: only the rows whose name matches (e.g. --rows=lease). */
+const rowFilter = option("rows");
+const ROWS = rowFilter === undefined ? ALL_ROWS : ALL_ROWS.filter((r) => new RegExp(rowFilter).test(r.name));
+if (ROWS.length === 0) throw new Error(`--rows=${rowFilter} matches no row`);
 
 // ---- helpers -------------------------------------------------------------------------------
 

@@ -48,6 +48,8 @@ export const Errors = {
   futureRev: e(Code.OutOfRange, "etcdserver: mvcc: required revision is a future revision"),
   noSpace: e(Code.ResourceExhausted, "etcdserver: mvcc: database space exceeded"),
   leaseNotFound: e(Code.NotFound, "etcdserver: requested lease not found"),
+  leaseExists: e(Code.FailedPrecondition, "etcdserver: lease already exists"),
+  leaseTtlTooLarge: e(Code.OutOfRange, "etcdserver: too large lease TTL"),
   requestTooLarge: e(Code.InvalidArgument, "etcdserver: request is too large"),
   tooManyRequests: e(Code.ResourceExhausted, "etcdserver: too many requests"),
   stopped: e(Code.Unavailable, "etcdserver: server stopped"),

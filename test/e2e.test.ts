@@ -1,4 +1,4 @@
-// etcd 3.4's own e2e tests for the key-value, cluster and membership commands, run against bin/tsetcd as `etcd`.
+// etcd 3.4's own e2e tests for the key-value, watch, lease, lock, election, cluster and membership commands, run against bin/tsetcd as `etcd`.
 // The whole suite (243 tests, ~15 min) is scripts/e2e-all.ts; this is the part npm test runs.
 import { describe, expect, test } from "bun:test";
 import { exactRunRegex, runE2E } from "./harness/e2e.ts";
@@ -74,6 +74,40 @@ export const E2E_TESTS = [
   "TestV3CurlPutGetClientTLS",
   "TestV3CurlPutGetAutoTLS",
   "TestV3CurlTxn",
+  "TestCtlV3Elect",
+  "TestCtlV3LeaseGrantLeases",
+  "TestCtlV3LeaseGrantLeasesClientAutoTLS",
+  "TestCtlV3LeaseGrantLeasesClientTLS",
+  "TestCtlV3LeaseGrantLeasesNoTLS",
+  "TestCtlV3LeaseGrantLeasesPeerTLS",
+  "TestCtlV3LeaseGrantTimeToLive",
+  "TestCtlV3LeaseGrantTimeToLiveClientAutoTLS",
+  "TestCtlV3LeaseGrantTimeToLiveClientTLS",
+  "TestCtlV3LeaseGrantTimeToLiveNoTLS",
+  "TestCtlV3LeaseGrantTimeToLivePeerTLS",
+  "TestCtlV3LeaseKeepAlive",
+  "TestCtlV3LeaseKeepAliveClientAutoTLS",
+  "TestCtlV3LeaseKeepAliveClientTLS",
+  "TestCtlV3LeaseKeepAliveOnce",
+  "TestCtlV3LeaseKeepAliveOnceClientAutoTLS",
+  "TestCtlV3LeaseKeepAliveOnceClientTLS",
+  "TestCtlV3LeaseKeepAliveOnceNoTLS",
+  "TestCtlV3LeaseKeepAliveOncePeerTLS",
+  "TestCtlV3LeaseKeepAlivePeerTLS",
+  "TestCtlV3LeaseRevoke",
+  "TestCtlV3LeaseRevokeClientAutoTLS",
+  "TestCtlV3LeaseRevokeClientTLS",
+  "TestCtlV3LeaseRevokeNoTLS",
+  "TestCtlV3LeaseRevokePeerTLS",
+  "TestCtlV3LeaseTestTimeToLiveExpired",
+  "TestCtlV3LeaseTestTimeToLiveExpiredClientAutoTLS",
+  "TestCtlV3LeaseTestTimeToLiveExpiredClientTLS",
+  "TestCtlV3LeaseTestTimeToLiveExpiredNoTLS",
+  "TestCtlV3LeaseTestTimeToLiveExpiredPeerTLS",
+  "TestCtlV3Lock",
+  "TestV3CurlLeaseGrantNoTLS",
+  "TestV3CurlLeaseLeasesNoTLS",
+  "TestV3CurlLeaseRevokeNoTLS",
 ] as const;
 
 const GO_TIMEOUT_SEC = 600;

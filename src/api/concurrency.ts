@@ -17,19 +17,17 @@ import {
   Compare_CompareResult,
   Compare_CompareTarget,
   CompareSchema,
-  type DeleteRangeRequest,
   DeleteRangeRequestSchema,
+  LeaseGrantRequestSchema,
   type PutRequest,
   PutRequestSchema,
   RangeRequest_SortOrder,
   RangeRequest_SortTarget,
-  type RangeRequest,
   RangeRequestSchema,
   type RangeResponse,
   type RequestOp,
   RequestOpSchema,
   type ResponseHeader,
-  type TxnRequest,
   TxnRequestSchema,
   type TxnResponse,
 } from "../gen/etcdserverpb/rpc_pb.js";
@@ -41,6 +39,7 @@ import type { Member } from "../server/member.js";
 import type { WatchHub, WatchMessage, Watcher } from "../watch/hub.js";
 import type { CallContext, ServiceImpl } from "./context.js";
 import { kvService } from "./kv.js";
+import { leaseService } from "./lease.js";
 
 /** clientv3/concurrency's defaultSessionTTL: the TTL of the lease granted for a request with lease 0. */
 export const SESSION_TTL_SECONDS = 60;
@@ -57,13 +56,14 @@ export interface ConcurrencyDeps {
   grantLease: (ttl: number) => Promise<bigint>;
 }
 
-/** The deps over a member. */
+/** The deps over a member: session leases are granted as the Lease service grants them. */
 export function concurrencyDeps(member: Member): ConcurrencyDeps {
+  const leases = leaseService(member);
   return {
     member,
-    // TODO(leases): grant through the Lease machinery once it exists; until then, as a put with a lease does.
-    grantLease: async () => {
-      throw Errors.leaseNotFound();
+    grantLease: async (ttl) => {
+      const r = await leases.leaseGrant!(create(LeaseGrantRequestSchema, { TTL: BigInt(ttl) }), NO_CALL);
+      return r.ID as bigint;
     },
   };
 }

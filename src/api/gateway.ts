@@ -4,6 +4,7 @@
 // gRPC. /v3beta/ and /v3alpha/ are accepted as etcd 3.4 does. Streaming
 // methods (watch, lease keepalive, snapshot, observe) are not here yet.
 import { fromJson, toJson, type DescMethod } from "@bufbuild/protobuf";
+import { parseJsonExact } from "./json-int64.js";
 import type { Context, Hono } from "hono";
 import { Code, EtcdError } from "../errors.js";
 import type { CallContext, ServiceImpl, ServiceRegistration } from "./context.js";
@@ -101,7 +102,7 @@ async function call(c: Context, { method, impl }: Target, maxBodyBytes: number):
     const text = await readBounded(c.req.raw, maxBodyBytes);
     let input;
     try {
-      input = fromJson(method.input, text.trim() === "" ? {} : JSON.parse(text));
+      input = fromJson(method.input, text.trim() === "" ? {} : parseJsonExact(text));
     } catch (err) {
       throw new EtcdError(Code.InvalidArgument, (err as Error).message);
     }

@@ -10,6 +10,7 @@ import { kvService } from "./kv.js";
 import { maintenanceService } from "./maintenance.js";
 import { clusterService } from "./cluster.js";
 import { watchService } from "./watch.js";
+import { leaseService } from "./lease.js";
 import { concurrencyDeps } from "./concurrency.js";
 import { lockService } from "./lock.js";
 import { electionService } from "./election.js";
@@ -19,7 +20,7 @@ export function allServices(member: Member, opts: { maxTxnOps: number }): Servic
     { service: KV, impl: kvService(member, opts.maxTxnOps) },
     { service: Maintenance, impl: maintenanceService(member) },
     { service: Watch, impl: watchService({ hub: member.watchHub, header: (rev) => member.header(rev), maxRequestBytes: member.config.maxRequestBytes }) },
-    { service: Lease, impl: {} },
+    { service: Lease, impl: leaseService(member) },
     { service: Cluster, impl: clusterService(member.clusterOps, () => member.header()) },
     { service: Auth, impl: {} },
     { service: Lock, impl: lockService(concurrencyDeps(member)) },

@@ -46,6 +46,7 @@ async function main(): Promise<number> {
     heartbeatIntervalMs: c.heartbeatInterval,
     electionTimeoutMs: c.electionTimeout,
     snapshotCount: c.snapshotCount,
+    leaseCheckpointIntervalMs: c.experimentalLeaseCheckpointInterval,
     preVote: c.preVote,
     strictReconfigCheck: c.strictReconfigCheck,
     peerTlsConfig: {

@@ -197,6 +197,7 @@ export const FLAGS: readonly FlagSpec[] = [
     make("experimental-txn-mode-write-with-shared-buffer", "bool", "true", "Enable the write transaction to use a shared buffer in its readonly check operations."),
     make("experimental-bootstrap-defrag-threshold-megabytes", "uint", "0", "Enable the defrag during etcd server bootstrap on condition that it will free at least the provided threshold of disk space. Needs to be set to non-zero value to take effect.", { shown: null }),
     make("experimental-stop-grpc-service-on-defrag", "bool", "false", "Enable etcd gRPC service to stop serving client requests on defragmentation.", { shown: null }),
+    make("experimental-lease-checkpoint-interval", "duration", "5m0s", "Duration of the interval between lease checkpoints (tsetcd always checkpoints and persists remaining TTLs).", { yaml: "experimental-lease-checkpoint-interval", hiddenInHelp: true }),
     make("experimental-snapshot-catchup-entries", "uint", "5000", "(WARNING: Use this flag with caution!) Number of entries for a slow follower to catch up after compacting the raft storage entries.", { yaml: "experimental-snapshot-catch-up-entries", hiddenInHelp: true }),
   ]),
   ...section("Unsafe feature", () => [

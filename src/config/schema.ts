@@ -129,6 +129,7 @@ export const configFields = {
   experimentalBootstrapDefragThresholdMegabytes: uint("experimental-bootstrap-defrag-threshold-megabytes"),
   experimentalStopGrpcServiceOnDefrag: bool("experimental-stop-grpc-service-on-defrag"),
   experimentalSnapshotCatchupEntries: uint("experimental-snapshot-catchup-entries"),
+  experimentalLeaseCheckpointInterval: duration("experimental-lease-checkpoint-interval"),
 
   forceNewCluster: bool("force-new-cluster"),
   unsafeNoFsync: bool("unsafe-no-fsync"),

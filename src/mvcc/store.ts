@@ -16,6 +16,7 @@ import {
   Compare_CompareResult,
   Compare_CompareTarget,
   type DeleteRangeRequest,
+  DeleteRangeRequestSchema,
   type DeleteRangeResponse,
   DeleteRangeResponseSchema,
   type PutRequest,
@@ -44,8 +45,17 @@ import { compareBytes, EMPTY_BYTES, inRange, toRangeEnd } from "./key-range";
 /** Receives the events of each write request that changed something, in order, all at revision `rev`. */
 export type EventsListener = (rev: number, events: Event[]) => void;
 
+/** The lessor's view of which keys each lease holds (etcd's Attach/Detach), kept by the store's writes. */
+export interface LeaseKeyIndex {
+  exists(id: bigint): boolean;
+  attach(id: bigint, key: Uint8Array): void;
+  detach(id: bigint, key: Uint8Array): void;
+}
+
 export interface MvccStoreOptions {
-  /** Whether a lease is granted; by default no lease exists. */
+  /** The lessor: lease lookups, and told of every key a write attaches to or detaches from a lease. */
+  leases?: LeaseKeyIndex;
+  /** Without `leases`: whether a lease is granted (by default no lease exists). */
   leaseExists?: (id: bigint) => boolean;
   /**
    * Called at the end of every write request that changed something, before
@@ -83,7 +93,7 @@ export class MvccStore {
   onEvents: EventsListener | undefined;
 
   private readonly backend: KvBackend;
-  private readonly leaseExists: (id: bigint) => boolean;
+  private readonly leases: LeaseKeyIndex;
   private currentRev: number;
   private compactRevision: number;
 
@@ -100,7 +110,8 @@ export class MvccStore {
 
   constructor(backend: KvBackend, options: MvccStoreOptions = {}) {
     this.backend = backend;
-    this.leaseExists = options.leaseExists ?? (() => false);
+    const exists = options.leaseExists ?? (() => false);
+    this.leases = options.leases ?? { exists, attach() {}, detach() {} };
     this.onEvents = options.onEvents;
     const meta = backend.readMeta();
     assert(meta.rev >= 1 && meta.compactRev <= meta.rev, `persisted revisions rev=${meta.rev} compact=${meta.compactRev}`);
@@ -128,7 +139,7 @@ export class MvccStore {
   put(req: PutRequest): PutResponse {
     this.startRequest();
     // Outside a txn etcd looks the lease up before the key.
-    if (req.lease !== NO_LEASE && !this.leaseExists(req.lease)) throw Errors.leaseNotFound();
+    if (req.lease !== NO_LEASE && !this.leases.exists(req.lease)) throw Errors.leaseNotFound();
     const resp = this.putOp(req);
     this.finishRequest();
     return resp;
@@ -139,6 +150,17 @@ export class MvccStore {
     const resp = this.deleteOp(req);
     this.finishRequest();
     return resp;
+  }
+
+  /**
+   * Deletes each of `keys` (absent ones are skipped) as one request at one revision: a lease
+   * revoke. The caller passes them sorted, so every member writes the same sub revisions.
+   */
+  deleteKeys(keys: Uint8Array[]): number {
+    this.startRequest();
+    for (const key of keys) this.deleteOp(create(DeleteRangeRequestSchema, { key }));
+    this.finishRequest();
+    return this.currentRev;
   }
 
   txn(req: TxnRequest): TxnResponse {
@@ -323,6 +345,11 @@ export class MvccStore {
     assert(prev === null || Number(prev.modRevision) <= main, "a key's revisions only grow");
     const version = prev === null ? 1 : Number(prev.version) + 1;
     this.backend.put(req.key, value, createRev, main, sub, version, lease);
+    const prevLease = prev === null ? NO_LEASE : prev.lease;
+    if (prevLease !== lease) {
+      if (prevLease !== NO_LEASE) this.leases.detach(prevLease, req.key);
+      if (lease !== NO_LEASE) this.leases.attach(lease, req.key);
+    }
     if (this.events !== null) {
       const kv = create(KeyValueSchema, {
         key: req.key,
@@ -350,6 +377,7 @@ export class MvccStore {
       for (const kv of kvs) {
         const sub = this.nextWrite();
         this.backend.tombstone(kv.key, main, sub);
+        if (kv.lease !== NO_LEASE) this.leases.detach(kv.lease, kv.key);
         if (this.events !== null) {
           // A delete event's kv carries only the key and the revision of the delete.
           const tomb = create(KeyValueSchema, { key: kv.key, modRevision });
@@ -409,7 +437,7 @@ export class MvccStore {
       } else if (r.case === "requestPut") {
         const p = r.value;
         if ((p.ignoreValue || p.ignoreLease) && !this.existsAfter(p.key, writes)) throw Errors.keyNotFound();
-        if (p.lease !== NO_LEASE && !this.leaseExists(p.lease)) throw Errors.leaseNotFound();
+        if (p.lease !== NO_LEASE && !this.leases.exists(p.lease)) throw Errors.leaseNotFound();
         writes.push(op);
       } else if (r.case === "requestDeleteRange") {
         writes.push(op);

@@ -83,6 +83,9 @@ import { encodeMembersResponse, MEMBERS_PATH } from "./join.js";
 import { encodePromoteResponse, forwardPromote, parsePromotePath, promoteBadPathResponse, PROMOTE_PREFIX } from "./promote.js";
 import type { PeerRequest, PeerResponse } from "../transport/types.js";
 import { RequestIds, Waiters } from "./waiters.js";
+import { Lessor } from "../lease/lessor.js";
+import { SqliteLeaseBackend } from "../lease/sqlite-lease-backend.js";
+import { LEASE_RENEW_PATH, LEASE_TTL_PATH, LeaseDriver } from "./lease-driver.js";
 import { attachSnapshot, copyDatabase, detachSnapshot, installAttachedSnapshot, streamAndDelete } from "./snapshot-data.js";
 
 export interface MemberConfig {
@@ -107,6 +110,8 @@ export interface MemberConfig {
   /** The effective backend quota in bytes (Infinity: none). */
   quotaBackendBytes: number;
   peerTls?: PeerTlsOptions;
+  /** How often the leader records long leases' remaining TTLs in the log (default 5 min, as etcd; 0: never). */
+  leaseCheckpointIntervalMs?: number;
   /** For --initial-cluster-state existing (src/server/join.ts). */
   joinCluster?: BootstrapConfig["joinCluster"];
 }
@@ -123,6 +128,8 @@ const MAX_APPLY_GAP = 5000;
 const MAX_SIZE_PER_MSG = 1024 * 1024;
 /** App messages in flight per follower (etcd: 4096 / 8). */
 const MAX_INFLIGHT = 512;
+/** etcd's default lease checkpoint interval. */
+const DEFAULT_LEASE_CHECKPOINT_MS = 5 * 60 * 1000;
 /** Readys handled per turn before yielding to the event loop. */
 const READY_ROUNDS = 16;
 
@@ -137,6 +144,9 @@ export class Member {
   store: MvccStore;
   readonly watchHub: WatchHub;
   alarms: Alarms;
+  /** Leases (the apply state); `leases` drives them (expiry, keep-alive, time-to-live). */
+  readonly lessor: Lessor;
+  readonly leases: LeaseDriver;
   readonly membership: Membership;
   readonly metrics: Metrics;
   readonly transport: Transport;
@@ -184,6 +194,8 @@ export class Member {
   private removedAt = 0;
   private published = false;
   private readyWaiters: Array<() => void> = [];
+  /** Callers of waitApplied, each with the committed index it waits for. */
+  private appliedWaiters: Array<{ index: number; resolve: () => void; reject: (e: unknown) => void }> = [];
   /** Database size as of the last commit: the quota check must not query SQLite per request. */
   private sizeAfterLastCommit = 0;
 
@@ -196,7 +208,14 @@ export class Member {
     this.clusterId = identity.clusterId;
     this.meta = new MetaStore(db);
     this.pageSize = (db.query("PRAGMA page_size").get() as { page_size: number }).page_size;
-    this.store = new MvccStore(new SqliteBackend(db));
+    const electionTicks = Math.max(2, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
+    this.lessor = new Lessor(new SqliteLeaseBackend(db), {
+      // etcd: 1.5 election timeouts (in whole ticks), rounded up to seconds.
+      minTtl: Math.ceil((Math.floor((3 * electionTicks) / 2) * config.heartbeatIntervalMs) / 1000),
+      checkpointIntervalMs: config.leaseCheckpointIntervalMs ?? DEFAULT_LEASE_CHECKPOINT_MS,
+      now: () => performance.now(),
+    });
+    this.store = new MvccStore(new SqliteBackend(db), { leases: this.lessor });
     this.watchHub = new WatchHub(storeSource(this.store));
     this.store.onEvents = (rev, evs) => this.watchHub.publish(rev, evs);
     this.alarms = new Alarms(this.meta);
@@ -235,11 +254,10 @@ export class Member {
     this.persistedTerm = init.hardState.term;
     this.persistedVote = init.hardState.vote;
     this.ensureSelfInMembership(snap.confState);
-    const electionTick = Math.max(2, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
     this.raw = new RawNode({
       id: this.memberId,
       storage: this.storage,
-      electionTick,
+      electionTick: electionTicks,
       heartbeatTick: 1,
       rand: Math.random,
       // Entries after the snapshot are delivered again: conf changes rebuild the
@@ -278,6 +296,16 @@ export class Member {
       isRemoved: (id) => this.membership.isRemoved(id),
       onPeerRemovedUs: () => this.removed("the member has been permanently removed from the cluster"),
       onPeerRequest: (req) => this.peerRequest(req),
+    });
+    this.leases = new LeaseDriver(this.lessor, {
+      propose: (r) => this.propose(r),
+      isLeader: () => this.isLeader() && !this.stopped,
+      leaderPeerUrls: () => (this.lead === 0n ? undefined : this.membership.get(this.lead)?.peerURLs),
+      waitApplied: () => this.waitApplied(),
+      peerTls: config.peerTls?.client,
+      requestTimeoutMs: this.requestTimeoutMs,
+      electionTimeoutMs: config.electionTimeoutMs,
+      stopped: () => this.stopped,
     });
     this.clusterOps = new ClusterOps({
       selfId: this.memberId,
@@ -362,6 +390,7 @@ export class Member {
       if (this.lead !== 0n) this.retryBlocked();
     }
     if (this.removedAt !== 0) this.maybeStopRemoved();
+    this.leases.tick(now);
     this.scheduleReady();
   }
 
@@ -520,6 +549,7 @@ export class Member {
     }
     for (const rs of rd.readStates) this.reads.onReadState(rs);
     this.reads.onApplied(this.appliedIndex);
+    this.releaseApplied();
     this.metrics.applied(failures, this.raw.raft.log.committed, this.appliedIndex);
     this.raw.advance();
     if (rd.committedEntries.length > 0) this.sizeAfterLastCommit = this.dbSize();
@@ -539,6 +569,8 @@ export class Member {
   }
 
   private onSoftState(lead: bigint, role: Role): void {
+    // Only the leader expires leases; it starts once it applied its term's first entry (applyEntry).
+    if (role !== Role.Leader) this.leases.demote();
     if (lead !== this.lead) {
       const before = this.lead;
       this.lead = lead;
@@ -580,7 +612,12 @@ export class Member {
     }
     if (replay) return; // already in the state (a snapshot's copy, or applied before a restart)
     this.appliedIndex = e.index;
-    if (e.data.byteLength === 0) return; // a new leader's empty entry
+    if (e.data.byteLength === 0) {
+      // A new leader's empty entry: once it is applied here, so is everything of earlier terms,
+      // and the lessor knows every lease (etcd promotes its lessor at the same point).
+      if (this.isLeader() && e.term === this.raw.raft.term) this.leases.promote();
+      return;
+    }
     const req = fromBinary(InternalRequestSchema, e.data);
     let result: unknown;
     try {
@@ -665,7 +702,8 @@ export class Member {
     this.incoming.delete(snapKey(meta));
     rmSync(file, { force: true });
     // Every in-memory view of the replaced tables is rebuilt from them.
-    this.store = new MvccStore(new SqliteBackend(this.db));
+    this.lessor.reload();
+    this.store = new MvccStore(new SqliteBackend(this.db), { leases: this.lessor });
     this.store.onEvents = (rev, evs) => this.watchHub.publish(rev, evs);
     this.watchHub.storeReplaced(storeSource(this.store));
     this.alarms = new Alarms(this.meta);
@@ -679,6 +717,7 @@ export class Member {
 
   /** The peer port's requests besides Raft traffic: the member list for joiners, promotions forwarded to the leader. */
   private async peerRequest(req: PeerRequest): Promise<PeerResponse> {
+    if (req.path === LEASE_RENEW_PATH || req.path === LEASE_TTL_PATH) return this.leases.peerRequest(req);
     if (req.method === "GET" && req.path === MEMBERS_PATH) return encodeMembersResponse(this.clusterId, this.membership.list());
     if (req.method === "POST" && req.path.startsWith(PROMOTE_PREFIX)) {
       const id = parsePromotePath(req.path);
@@ -735,6 +774,11 @@ export class Member {
 
   // ---- proposals ------------------------------------------------------------------------------
 
+  /** A fresh id from this member's request-id generator (lease ids are taken from it, as in etcd). */
+  nextRequestId(): bigint {
+    return this.ids.take();
+  }
+
   /** Proposes a write; resolves with its response once applied on this member. */
   propose(request: Request): Promise<any> {
     if (this.stopped) return Promise.reject(Errors.stopped());
@@ -744,7 +788,7 @@ export class Member {
     const id = this.ids.take();
     const data = toBinary(InternalRequestSchema, create(InternalRequestSchema, { id, request }));
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
-    if ((request.case === "put" || request.case === "txn") && this.sizeAfterLastCommit + data.length > this.quota) {
+    if ((request.case === "put" || request.case === "txn" || request.case === "leaseGrant") && this.sizeAfterLastCommit + data.length > this.quota) {
       // As etcd: the first write over the quota raises the NOSPACE alarm (through
       // the log, so it survives restarts) and every such write is refused.
       if (!this.alarms.has(AlarmType.NOSPACE)) {
@@ -818,6 +862,32 @@ export class Member {
 
   private timeoutError(startedLeader: bigint): EtcdError {
     return startedLeader !== this.lead ? Errors.timeoutDueToLeaderFail() : Errors.timeout();
+  }
+
+  /** The member's state machine hook: a revoked lease's waiting renewals answer "not found". */
+  leaseRevoked(id: bigint): void {
+    this.leases.revoked(id);
+  }
+
+  /** Resolves once every entry committed now is applied here (etcd's waitAppliedIndex). */
+  waitApplied(): Promise<void> {
+    if (this.stopped) return Promise.reject(Errors.stopped());
+    const index = this.raw.raft.log.committed;
+    if (this.appliedIndex >= index) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.appliedWaiters.push({ index, resolve, reject });
+      this.scheduleReady();
+    });
+  }
+
+  private releaseApplied(): void {
+    if (this.appliedWaiters.length === 0) return;
+    const still: typeof this.appliedWaiters = [];
+    for (const w of this.appliedWaiters) {
+      if (this.appliedIndex >= w.index) w.resolve();
+      else still.push(w);
+    }
+    this.appliedWaiters = still;
   }
 
   // ---- reads -----------------------------------------------------------------------------------
@@ -1019,6 +1089,8 @@ export class Member {
     this.waiters.rejectAll(Errors.stopped());
     this.confWaiters.rejectAll(Errors.stopped());
     this.reads.rejectAll(Errors.stopped());
+    this.leases.stop();
+    for (const w of this.appliedWaiters.splice(0)) w.reject(Errors.stopped());
     for (const w of this.readyWaiters.splice(0)) w();
   }
 

@@ -104,6 +104,17 @@ export const membersRemoved = sqliteTable("members_removed", {
   id: text("id").primaryKey(),
 });
 
+/**
+ * Granted leases (etcd's lease bucket): id (signed 64-bit, as etcd's int64), granted TTL and
+ * the last checkpointed remaining TTL in seconds (0: none). Attached keys are not stored here:
+ * kv_latest.lease names them, and the lessor rebuilds its index from it.
+ */
+export const leases = sqliteTable("leases", {
+  id: integer("id", { mode: "number" }).primaryKey(),
+  ttl: integer("ttl").notNull(),
+  remainingTtl: integer("remaining_ttl").notNull(),
+});
+
 /** Names of rows in `meta`. */
 export const MetaKey = {
   consistentIndex: "consistent_index",
@@ -115,9 +126,9 @@ export const MetaKey = {
 } as const;
 
 /** The schema version this file creates; bump it with a migration step. */
-// Version 2 added `members` and `members_removed`; a version-1 file upgrades
-// by running SCHEMA_SQL, which only creates what is missing.
-export const SCHEMA_VERSION = 2;
+// Version 2 added `members` and `members_removed`, version 3 `leases`; an
+// older file upgrades by running SCHEMA_SQL, which only creates what is missing.
+export const SCHEMA_VERSION = 3;
 
 /** Idempotent DDL for SCHEMA_VERSION (every statement is IF NOT EXISTS). */
 export const SCHEMA_SQL = `
@@ -167,5 +178,10 @@ CREATE TABLE IF NOT EXISTS members (
 );
 CREATE TABLE IF NOT EXISTS members_removed (
   id TEXT PRIMARY KEY NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (
+  id INTEGER PRIMARY KEY,
+  ttl INTEGER NOT NULL,
+  remaining_ttl INTEGER NOT NULL
 );
 `;

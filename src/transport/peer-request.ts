@@ -5,7 +5,8 @@
 // handler, which sees the headers and decides. Both directions are bounded in size and time.
 //
 // Server side: servePeerRequest (called by inbound.ts for every path not under /raft/).
-// Client side: peerRequest, one short-lived connection per attempt, URLs tried in turn.
+// Client side: peerRequest, URLs tried in turn, on one short-lived connection per attempt or, for
+// frequent requests (forwarded lease keep-alives), on a pooled connection (PeerSessionPool).
 import { constants, type ClientHttp2Session } from "node:http2";
 import { dial } from "./dial.js";
 import type { Env } from "./env.js";
@@ -138,6 +139,53 @@ export interface PeerRequestOptions {
   timeoutMs: number;
   /** Largest answer body read (default 16 MiB); a bigger one fails that URL. */
   maxResponseBytes?: number;
+  /** Reuse connections from this pool instead of opening one per request. */
+  pool?: PeerSessionPool;
+}
+
+/**
+ * Open connections to peers, one per origin, reused across requests: a follower forwards every
+ * lease keep-alive to the leader, and a connection per request cost 3x etcd's time per
+ * keep-alive. A connection that fails or closes is forgotten; the next request dials again.
+ */
+export class PeerSessionPool {
+  private readonly sessions = new Map<string, Promise<ClientHttp2Session>>();
+  private closed = false;
+
+  /** At most this many origins are kept (the leader, plus one or two former leaders). */
+  constructor(private readonly maxOrigins = 8) {}
+
+  get(origin: string, tls: PeerTlsOptions["client"], timeoutMs: number): Promise<ClientHttp2Session> {
+    if (this.closed) return Promise.reject(new Error("peer session pool closed"));
+    const have = this.sessions.get(origin);
+    if (have !== undefined) return have;
+    if (this.sessions.size >= this.maxOrigins) {
+      const [oldest, p] = this.sessions.entries().next().value!;
+      this.sessions.delete(oldest);
+      p.then((s) => s.close(), () => {});
+    }
+    const p = dial(origin, tls, timeoutMs);
+    this.sessions.set(origin, p);
+    const forget = () => {
+      if (this.sessions.get(origin) === p) this.sessions.delete(origin);
+    };
+    p.then(
+      (s) => {
+        if (this.closed) s.close();
+        s.on("error", forget);
+        s.once("close", forget);
+        s.once("goaway", forget);
+      },
+      forget,
+    );
+    return p;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const p of this.sessions.values()) p.then((s) => s.close(), () => {});
+    this.sessions.clear();
+  }
 }
 
 export interface PeerReply {
@@ -191,11 +239,15 @@ function requestOnce(url: string, path: string, method: string, opts: PeerReques
   return new Promise<PeerReply>((resolve, reject) => {
     let session: ClientHttp2Session | undefined;
     let settled = false;
+    const pooled = opts.pool !== undefined;
+    let active: { close(code?: number): void } | undefined;
     const finish = (err: Error | null, reply?: PeerReply) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      if (session !== undefined) {
+      if (pooled && err !== null) active?.close(constants.NGHTTP2_CANCEL);
+      // A pooled connection outlives the request; a failed stream on it is closed by its own events.
+      if (session !== undefined && !pooled) {
         // A clean close when answered; otherwise nothing more is wanted from this connection.
         if (err === null) session.close();
         else session.destroy();
@@ -204,20 +256,24 @@ function requestOnce(url: string, path: string, method: string, opts: PeerReques
       else resolve(reply!);
     };
     const timer = setTimeout(() => finish(new Error(`request timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
-    dial(u.origin, opts.tls, opts.timeoutMs).then(
+    const connecting = pooled ? opts.pool!.get(u.origin, opts.tls, opts.timeoutMs) : dial(u.origin, opts.tls, opts.timeoutMs);
+    connecting.then(
       (s) => {
         if (settled) {
-          s.destroy();
+          if (!pooled) s.destroy();
           return;
         }
         session = s;
-        s.on("error", (err) => finish(err));
-        s.on("close", () => finish(new Error(`connection to ${url} closed before the answer was complete`)));
+        if (!pooled) {
+          s.on("error", (err) => finish(err));
+          s.on("close", () => finish(new Error(`connection to ${url} closed before the answer was complete`)));
+        }
         const headers: Record<string, string | number> = { ...lower(opts.headers ?? {}), ":method": method, ":path": path };
         if (body !== undefined) headers["content-length"] = body.length;
         let req;
         try {
           req = s.request(headers, { endStream: body === undefined });
+          active = req;
         } catch (err) {
           finish(err instanceof Error ? err : new Error(String(err)));
           return;

@@ -29,7 +29,7 @@ import { PeerServer } from "./server.js";
 import { DEFAULT_LIMITS, type TransportLimits, type TransportOptions } from "./types.js";
 
 export * from "./types.js";
-export { peerRequest, PeerRequestError, type PeerReply, type PeerRequestOptions } from "./peer-request.js";
+export { peerRequest, PeerRequestError, PeerSessionPool, type PeerReply, type PeerRequestOptions } from "./peer-request.js";
 
 /** Snapshots received at once, across all peers. */
 const MAX_INBOUND_SNAPSHOTS = 4;

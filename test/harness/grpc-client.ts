@@ -3,16 +3,17 @@
 // etcd service descriptors. etcdctl covers the CLI; this covers load.
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { KV, Maintenance } from "../../src/gen/etcdserverpb/rpc_pb.js";
+import { KV, Lease, Maintenance } from "../../src/gen/etcdserverpb/rpc_pb.js";
 
 export interface EtcdClient {
   kv: Client<typeof KV>;
   maintenance: Client<typeof Maintenance>;
+  lease: Client<typeof Lease>;
 }
 
 export function grpcClient(clientUrl: string): EtcdClient {
   const transport = createGrpcTransport({ baseUrl: clientUrl });
-  return { kv: createClient(KV, transport), maintenance: createClient(Maintenance, transport) };
+  return { kv: createClient(KV, transport), maintenance: createClient(Maintenance, transport), lease: createClient(Lease, transport) };
 }
 
 export const enc = (s: string) => new TextEncoder().encode(s);

@@ -6,7 +6,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, TxnRequest } from "../etcdserverpb/rpc_pb.js";
+import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, TxnRequest } from "../etcdserverpb/rpc_pb.js";
 import { file_etcdserverpb_rpc } from "../etcdserverpb/rpc_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tsetcdpb/internal.proto.
  */
 export const file_tsetcdpb_internal: GenFile = /*@__PURE__*/
-  fileDesc("Chd0c2V0Y2RwYi9pbnRlcm5hbC5wcm90bxIIdHNldGNkcGIihgMKD0ludGVybmFsUmVxdWVzdBIKCgJpZBgBIAEoBBInCgNwdXQYAiABKAsyGC5ldGNkc2VydmVycGIuUHV0UmVxdWVzdEgAEjgKDGRlbGV0ZV9yYW5nZRgDIAEoCzIgLmV0Y2RzZXJ2ZXJwYi5EZWxldGVSYW5nZVJlcXVlc3RIABInCgN0eG4YBCABKAsyGC5ldGNkc2VydmVycGIuVHhuUmVxdWVzdEgAEjUKCmNvbXBhY3Rpb24YBSABKAsyHy5ldGNkc2VydmVycGIuQ29tcGFjdGlvblJlcXVlc3RIABIrCgVhbGFybRgGIAEoCzIaLmV0Y2RzZXJ2ZXJwYi5BbGFybVJlcXVlc3RIABI3ChFtZW1iZXJfYXR0cmlidXRlcxgHIAEoCzIaLnRzZXRjZHBiLk1lbWJlckF0dHJpYnV0ZXNIABIzCg9jbHVzdGVyX3ZlcnNpb24YCCABKAsyGC50c2V0Y2RwYi5DbHVzdGVyVmVyc2lvbkgAQgkKB3JlcXVlc3QiSAoQTWVtYmVyQXR0cmlidXRlcxIRCgltZW1iZXJfaWQYASABKAQSDAoEbmFtZRgCIAEoCRITCgtjbGllbnRfdXJscxgDIAMoCSIhCg5DbHVzdGVyVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgJYgZwcm90bzM", [file_etcdserverpb_rpc]);
+  fileDesc("Chd0c2V0Y2RwYi9pbnRlcm5hbC5wcm90bxIIdHNldGNkcGIiugQKD0ludGVybmFsUmVxdWVzdBIKCgJpZBgBIAEoBBInCgNwdXQYAiABKAsyGC5ldGNkc2VydmVycGIuUHV0UmVxdWVzdEgAEjgKDGRlbGV0ZV9yYW5nZRgDIAEoCzIgLmV0Y2RzZXJ2ZXJwYi5EZWxldGVSYW5nZVJlcXVlc3RIABInCgN0eG4YBCABKAsyGC5ldGNkc2VydmVycGIuVHhuUmVxdWVzdEgAEjUKCmNvbXBhY3Rpb24YBSABKAsyHy5ldGNkc2VydmVycGIuQ29tcGFjdGlvblJlcXVlc3RIABIrCgVhbGFybRgGIAEoCzIaLmV0Y2RzZXJ2ZXJwYi5BbGFybVJlcXVlc3RIABI3ChFtZW1iZXJfYXR0cmlidXRlcxgHIAEoCzIaLnRzZXRjZHBiLk1lbWJlckF0dHJpYnV0ZXNIABIzCg9jbHVzdGVyX3ZlcnNpb24YCCABKAsyGC50c2V0Y2RwYi5DbHVzdGVyVmVyc2lvbkgAEjYKC2xlYXNlX2dyYW50GAkgASgLMh8uZXRjZHNlcnZlcnBiLkxlYXNlR3JhbnRSZXF1ZXN0SAASOAoMbGVhc2VfcmV2b2tlGAogASgLMiAuZXRjZHNlcnZlcnBiLkxlYXNlUmV2b2tlUmVxdWVzdEgAEkAKEGxlYXNlX2NoZWNrcG9pbnQYCyABKAsyJC5ldGNkc2VydmVycGIuTGVhc2VDaGVja3BvaW50UmVxdWVzdEgAQgkKB3JlcXVlc3QiSAoQTWVtYmVyQXR0cmlidXRlcxIRCgltZW1iZXJfaWQYASABKAQSDAoEbmFtZRgCIAEoCRITCgtjbGllbnRfdXJscxgDIAMoCSIhCg5DbHVzdGVyVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgJIh4KD0xlYXNlUmVuZXdCYXRjaBILCgNpZHMYASADKAMiIQoRTGVhc2VSZW5ld1Jlc3VsdHMSDAoEdHRscxgBIAMoA2IGcHJvdG8z", [file_etcdserverpb_rpc]);
 
 /**
  * One client write, as proposed to the log and applied by every member.
@@ -82,6 +82,30 @@ export type InternalRequest = Message<"tsetcdpb.InternalRequest"> & {
      */
     value: ClusterVersion;
     case: "clusterVersion";
+  } | {
+    /**
+     * Lease grant with the id already chosen by the proposing member (never 0).
+     *
+     * @generated from field: etcdserverpb.LeaseGrantRequest lease_grant = 9;
+     */
+    value: LeaseGrantRequest;
+    case: "leaseGrant";
+  } | {
+    /**
+     * Lease revoke: by a client, or by the leader when the lease expired.
+     *
+     * @generated from field: etcdserverpb.LeaseRevokeRequest lease_revoke = 10;
+     */
+    value: LeaseRevokeRequest;
+    case: "leaseRevoke";
+  } | {
+    /**
+     * The leader's record of leases' remaining TTLs (0 = the full TTL again, after a renewal).
+     *
+     * @generated from field: etcdserverpb.LeaseCheckpointRequest lease_checkpoint = 11;
+     */
+    value: LeaseCheckpointRequest;
+    case: "leaseCheckpoint";
   } | { case: undefined; value?: undefined };
 };
 
@@ -135,4 +159,43 @@ export type ClusterVersion = Message<"tsetcdpb.ClusterVersion"> & {
  */
 export const ClusterVersionSchema: GenMessage<ClusterVersion> = /*@__PURE__*/
   messageDesc(file_tsetcdpb_internal, 2);
+
+/**
+ * A follower's keep-alives forwarded to the leader in one peer request (POST /leases/batch):
+ * every renewal that arrived within one event-loop turn.
+ *
+ * @generated from message tsetcdpb.LeaseRenewBatch
+ */
+export type LeaseRenewBatch = Message<"tsetcdpb.LeaseRenewBatch"> & {
+  /**
+   * @generated from field: repeated int64 ids = 1;
+   */
+  ids: bigint[];
+};
+
+/**
+ * Describes the message tsetcdpb.LeaseRenewBatch.
+ * Use `create(LeaseRenewBatchSchema)` to create a new message.
+ */
+export const LeaseRenewBatchSchema: GenMessage<LeaseRenewBatch> = /*@__PURE__*/
+  messageDesc(file_tsetcdpb_internal, 3);
+
+/**
+ * The leader's answers, in the order of the batch: the lease's TTL, NOT_FOUND, or RETRY.
+ *
+ * @generated from message tsetcdpb.LeaseRenewResults
+ */
+export type LeaseRenewResults = Message<"tsetcdpb.LeaseRenewResults"> & {
+  /**
+   * @generated from field: repeated int64 ttls = 1;
+   */
+  ttls: bigint[];
+};
+
+/**
+ * Describes the message tsetcdpb.LeaseRenewResults.
+ * Use `create(LeaseRenewResultsSchema)` to create a new message.
+ */
+export const LeaseRenewResultsSchema: GenMessage<LeaseRenewResults> = /*@__PURE__*/
+  messageDesc(file_tsetcdpb_internal, 4);
 
