@@ -206,6 +206,49 @@ async function gatewayErrors(url: string): Promise<string[]> {
   return out;
 }
 
+/** POST /v3/election/observe while campaign/proclaim/resign/campaign run through the gateway: the lines it streams. */
+async function gatewayObserve(url: string): Promise<string[]> {
+  const b64 = (s: string) => Buffer.from(s).toString("base64");
+  const post = async (path: string, body: object) => {
+    const r = await fetch(`${url}/v3/${path}`, { method: "POST", body: JSON.stringify(body), signal: AbortSignal.timeout(5000) });
+    return (await r.json()) as any;
+  };
+  const name = b64("gw-el");
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), 10_000);
+  // The response (headers included) only comes with the first leader.
+  const res = fetch(`${url}/v3/election/observe`, { method: "POST", body: JSON.stringify({ name }), signal: ac.signal });
+  await Bun.sleep(300);
+  const a = await post("election/campaign", { name, value: b64("v1") });
+  await post("election/proclaim", { leader: a.leader, value: b64("v2") });
+  await post("election/resign", { leader: a.leader });
+  await post("election/campaign", { name, value: b64("v3") });
+  const lines: string[] = [];
+  try {
+    const r = await res;
+    lines.push(`status ${r.status} ${r.headers.get("content-type")}`);
+    const reader = r.body!.getReader();
+    let text = "";
+    while (text.split("\n").length <= 3) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    lines.push(...text.trim().split("\n"));
+  } catch (err) {
+    lines.push(`error ${(err as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+    ac.abort();
+  }
+  // Mask what differs between servers: ids, terms, and the lease id in keys.
+  return lines.map((l) =>
+    l
+      .replace(/"(cluster_id|member_id|raft_term|lease)":"\d+"/g, '"$1":"<$1>"')
+      .replace(/"key":"([^"]+)"/g, (_m, k: string) => `"key":"${Buffer.from(k, "base64").toString().replace(/[0-9a-f]+$/, "<lease>")}"`),
+  );
+}
+
 // ---- etcdctl --------------------------------------------------------------------------------
 
 function ctlEnv(): Record<string, string> {
@@ -321,6 +364,13 @@ describe.skipIf(!haveTools)("Lock and Election", () => {
     const [mine, theirs] = await Promise.all([gatewayErrors(ours.clientUrl), gatewayErrors(etcd.clientUrl)]);
     expect(mine).toEqual(theirs);
     expect(mine[2]).toContain('-> 500 {"error":"election: no leader","message":"election: no leader","code":2}');
+  }, 30_000);
+
+  test("gateway: POST /v3/election/observe streams what etcd 3.4 streams", async () => {
+    const [mine, theirs] = await Promise.all([gatewayObserve(ours.clientUrl), gatewayObserve(etcd.clientUrl)]);
+    expect(mine).toEqual(theirs);
+    expect(mine[0]).toBe("status 200 application/json");
+    expect(mine.slice(1).map((l) => Buffer.from(JSON.parse(l).result.kv.value, "base64").toString())).toEqual(["v1", "v2", "v3"]);
   }, 30_000);
 
   test("etcdctl lock: contenders in parallel never overlap", async () => {
