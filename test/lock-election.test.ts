@@ -203,6 +203,18 @@ async function gatewayErrors(url: string): Promise<string[]> {
     const r = await fetch(`${url}/v3/${path}`, { method: "POST", body: JSON.stringify(body), signal: AbortSignal.timeout(5000) });
     out.push(`${path} ${JSON.stringify(body)} -> ${r.status} ${await r.text()}`);
   }
+  // And a lock taken and released (ids masked; the key's lease id too).
+  const mask = (t: string) =>
+    t
+      .replace(/"(cluster_id|member_id|raft_term)":"\d+"/g, '"$1":"<$1>"')
+      .replace(/"key":"([^"]+)"/g, (_m, k: string) => `"key":"${Buffer.from(k, "base64").toString().replace(/[0-9a-f]+$/, "<lease>")}"`);
+  const post = (path: string, body: object) =>
+    fetch(`${url}/v3/${path}`, { method: "POST", body: JSON.stringify(body), signal: AbortSignal.timeout(5000) });
+  const locked = await post("lock/lock", { name: b64("gl") });
+  const lockText = await locked.text();
+  out.push(`lock/lock -> ${locked.status} ${mask(lockText)}`);
+  const unlocked = await post("lock/unlock", { key: JSON.parse(lockText).key });
+  out.push(`lock/unlock -> ${unlocked.status} ${mask(await unlocked.text())}`);
   return out;
 }
 
@@ -360,10 +372,11 @@ describe.skipIf(!haveTools)("Lock and Election", () => {
     expect(observed.map((o) => o.kv.value)).toEqual(["a1", "a2", "a3", "b1", "b2", "b3"]);
   }, 30_000);
 
-  test("gateway: the same statuses and bodies as etcd 3.4 for the error cases", async () => {
+  test("gateway: the same statuses and bodies as etcd 3.4 for the error cases and a lock/unlock", async () => {
     const [mine, theirs] = await Promise.all([gatewayErrors(ours.clientUrl), gatewayErrors(etcd.clientUrl)]);
     expect(mine).toEqual(theirs);
     expect(mine[2]).toContain('-> 500 {"error":"election: no leader","message":"election: no leader","code":2}');
+    expect(mine.at(-2)).toMatch(/^lock\/lock -> 200 \{"header":\{.*"revision":"\d+".*\},"key":"gl\/<lease>"\}$/);
   }, 30_000);
 
   test("gateway: POST /v3/election/observe streams what etcd 3.4 streams", async () => {
