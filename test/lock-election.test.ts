@@ -17,6 +17,7 @@ import { KV, Lease } from "../src/gen/etcdserverpb/rpc_pb.js";
 import { Election } from "../src/gen/v3electionpb/v3election_pb.js";
 import { Lock } from "../src/gen/v3lockpb/v3lock_pb.js";
 import { etcdctl } from "./harness/etcdctl.ts";
+import { Cluster } from "./harness/cluster.ts";
 import { type Member, startMember, startRealEtcd } from "./harness/server.ts";
 import { ETCD_BIN, ETCDCTL_BIN, SUBJECT_BIN, requireTools } from "./harness/tools.ts";
 
@@ -429,5 +430,43 @@ describe.skipIf(!haveTools)("Lock and Election", () => {
     expect(mine).toEqual(theirs);
     expect(mine.first).toBe("ctl-el/<lease>\np1\n");
     expect(mine.observer).toBe("ctl-el/<lease>\np1\nctl-el/<lease>\np2\n");
+  }, 30_000);
+});
+
+describe.skipIf(!haveTools)("Lock and Election in a 3-member cluster", () => {
+  let cluster: Cluster;
+  beforeAll(async () => {
+    cluster = await Cluster.start({ size: 3 });
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.destroy();
+  });
+
+  test("a lock queued through one follower is granted when it is unlocked through the leader; observe through the other follower", async () => {
+    const leader = await cluster.leader();
+    const [f1, f2] = await cluster.followers();
+    const [cl, c1, c2] = [clients(leader.clientUrl), clients(f1!.clientUrl), clients(f2!.clientUrl)];
+    const a = (await c1.lease.leaseGrant({ TTL: 30n })).ID;
+    const b = (await c2.lease.leaseGrant({ TTL: 30n })).ID;
+    const held = await c1.lock.lock({ name: enc("cl"), lease: a });
+    expect(dec(held.key)).toBe(`cl/${a.toString(16)}`);
+    const waiting = c2.lock.lock({ name: enc("cl"), lease: b });
+    expect(await within(waiting, 500)).toBe("pending");
+    await cl.lock.unlock({ key: held.key });
+    const got = await within(waiting, 5000);
+    expect(got === "pending" ? "pending" : dec(got.key)).toBe(`cl/${b.toString(16)}`);
+
+    const seen: string[] = [];
+    const ac = new AbortController();
+    const observing = (async () => {
+      for await (const r of c2.election.observe({ name: enc("ce") }, { signal: ac.signal })) seen.push(dec(r.kv!.value));
+    })().catch(() => {});
+    const won = await c1.election.campaign({ name: enc("ce"), lease: a, value: enc("one") });
+    await cl.election.proclaim({ leader: won.leader!, value: enc("two") });
+    expect(dec((await c2.election.leader({ name: enc("ce") })).kv!.value)).toBe("two");
+    for (let i = 0; i < 50 && seen.length < 2; i++) await Bun.sleep(100);
+    ac.abort();
+    await observing;
+    expect(seen).toEqual(["one", "two"]);
   }, 30_000);
 });
