@@ -139,6 +139,42 @@ describe("leader operations", () => {
     expect(lessor.expired(10)).toEqual([]);
   });
 
+  test("a lease reported expired stays expired while its revoke goes through the log (review B1)", () => {
+    const { clock, lessor } = setup();
+    lessor.promote(0);
+    lessor.grant(1n, 5);
+    clock.t += 5000;
+    expect(lessor.expired(10)).toEqual([1n]); // the driver proposes the revoke now
+    clock.t += 10;
+    expect(lessor.renew(1n)).toBe("expired");
+    expect(lessor.remainingMs(1n)!).toBeLessThanOrEqual(0);
+    expect(lessor.dueCheckpoints(10)).toEqual([]);
+  });
+
+  test("a lease renewed after being scheduled is not reported until its new expiry", () => {
+    const { clock, lessor } = setup();
+    lessor.promote(0);
+    lessor.grant(1n, 5);
+    clock.t += 4000;
+    lessor.renew(1n);
+    clock.t += 4000;
+    expect(lessor.expired(10)).toEqual([]);
+    clock.t += 1000;
+    expect(lessor.expired(10)).toEqual([1n]);
+  });
+
+  test("an attached key is a copy, not a view pinning the message it was decoded from (review B3)", () => {
+    const { lessor, put } = setup();
+    lessor.grant(1n, 60);
+    const message = new Uint8Array(1024 * 1024);
+    message.set(enc("pinned"), 100);
+    lessor.attach(1n, message.subarray(100, 106));
+    const key = [...lessor.lookup(1n)!.keys.values()][0];
+    expect(key.buffer.byteLength).toBeLessThan(1024);
+    expect(dec(key)).toBe("pinned");
+    put("x", 1n);
+  });
+
   test("expired() honours its limit and reports the earliest first", () => {
     const { clock, lessor } = setup();
     lessor.promote(0);

@@ -55,6 +55,8 @@ export interface LessorConfig {
 export class Lease {
   /** Attached keys, by their bytes as a latin1 string (byte order = string order). */
   readonly keys = new Map<string, Uint8Array>();
+  /** Leader only: when the lease expires (monotonic ms); Infinity on other members. */
+  expiry = Infinity;
 
   constructor(
     readonly id: bigint,
@@ -73,7 +75,11 @@ export type RenewResult = { ttl: number } | "notFound" | "expired" | "notPrimary
 
 export class Lessor {
   private readonly leases = new Map<bigint, Lease>();
-  /** Leader only: when each lease expires. */
+  /**
+   * Leader only: when to look at each lease next. Its own expiry, or (once reported expired,
+   * while its revoke goes through the log) when to report it again. The lease's expiry itself
+   * is Lease.expiry: a lease whose revoke is on the way stays expired for renewals.
+   */
   private readonly expiries = new IndexedHeap();
   /** Leader only: when each long lease's next checkpoint is due. */
   private readonly checkpoints = new IndexedHeap();
@@ -129,7 +135,8 @@ export class Lessor {
     this.leases.set(id, l);
     this.backend.put(record(l));
     if (this.primary) {
-      this.expiries.set(id, this.config.now() + l.ttl * 1000);
+      l.expiry = this.config.now() + l.ttl * 1000;
+      this.expiries.set(id, l.expiry);
       this.scheduleCheckpoint(l);
     }
     return l;
@@ -163,7 +170,8 @@ export class Lessor {
   attach(id: bigint, key: Uint8Array): void {
     const l = this.leases.get(id);
     invariant(l !== undefined, `attach to lease ${id}, which does not exist`);
-    l.keys.set(keyString(key), key);
+    // A copy: the key may be a view into a whole received message (up to 1 MiB) it would pin.
+    l.keys.set(keyString(key), key.slice());
   }
 
   detach(id: bigint, key: Uint8Array): void {
@@ -204,7 +212,8 @@ export class Lessor {
           windowEnd = windowStart + delay;
         }
       }
-      this.expiries.set(l.id, now + extendMs + remaining + delay);
+      l.expiry = now + extendMs + remaining + delay;
+      this.expiries.set(l.id, l.expiry);
       this.scheduleCheckpoint(l);
     }
   }
@@ -212,6 +221,7 @@ export class Lessor {
   /** No longer the leader: nothing expires here. */
   demote(): void {
     this.primary = false;
+    for (const l of this.leases.values()) l.expiry = Infinity;
     this.expiries.clear();
     this.checkpoints.clear();
   }
@@ -228,18 +238,19 @@ export class Lessor {
     const l = this.leases.get(id);
     if (l === undefined) return "notFound";
     const now = this.config.now();
-    // Expired: its revoke is on the way; etcd answers once that is applied.
-    if ((this.expiries.timeOf(id) ?? Infinity) <= now) return "expired";
+    // Expired: its revoke is (or is about to be) on the way; etcd answers once that is applied.
+    if (l.expiry <= now) return "expired";
     invariant(!this.needsReset(id), `renewing lease ${id} while a checkpointed remaining TTL is on record`);
-    this.expiries.set(id, now + l.ttl * 1000);
+    l.expiry = now + l.ttl * 1000;
+    this.expiries.set(id, l.expiry);
     return { ttl: l.ttl };
   }
 
   /** Leader: milliseconds until the lease expires (Infinity elsewhere); undefined when there is no such lease. */
   remainingMs(id: bigint): number | undefined {
-    if (!this.leases.has(id)) return undefined;
-    const at = this.primary ? this.expiries.timeOf(id) : undefined;
-    return at === undefined ? Infinity : at - this.config.now();
+    const l = this.leases.get(id);
+    if (l === undefined) return undefined;
+    return l.expiry === Infinity ? Infinity : l.expiry - this.config.now();
   }
 
   /**
@@ -253,6 +264,12 @@ export class Lessor {
     for (;;) {
       const top = this.expiries.peek();
       if (top === undefined || top.time > now || out.length >= limit) break;
+      const l = this.leases.get(top.id);
+      invariant(l !== undefined, `expiry scheduled for lease ${top.id}, which does not exist`);
+      if (l.expiry > now) {
+        this.expiries.set(top.id, l.expiry); // renewed since it was scheduled
+        continue;
+      }
       out.push(top.id);
       this.expiries.set(top.id, now + REVOKE_RETRY_MS);
     }
@@ -268,8 +285,8 @@ export class Lessor {
       const top = this.checkpoints.peek();
       if (top === undefined || top.time > now || out.length >= limit) break;
       this.checkpoints.delete(top.id);
-      const at = this.expiries.timeOf(top.id);
-      if (at === undefined || at <= now) continue; // expired: its revoke is what counts
+      const at = this.leases.get(top.id)?.expiry ?? 0;
+      if (at <= now) continue; // expired: its revoke is what counts
       out.push([top.id, Math.ceil((at - now) / 1000)]);
     }
     return out;

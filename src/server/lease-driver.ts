@@ -28,8 +28,8 @@ import { peerRequest, PeerSessionPool, type PeerRequest, type PeerResponse, type
 export const LEASE_RENEW_PATH = "/leases";
 export const LEASE_TTL_PATH = "/leases/internal";
 
-/** etcd's leaseRevokeRate / 2: expired leases proposed for revoke per round. */
-const REVOKES_PER_ROUND = 500;
+/** Expired leases proposed for revoke per round: etcd's rate of 1000 per second. */
+const REVOKES_PER_ROUND = 100;
 /** etcd's maxLeaseCheckpointBatchSize. */
 const CHECKPOINTS_PER_ENTRY = 1000;
 /** Forwarded keep-alives per peer request. */
@@ -41,7 +41,8 @@ const RENEW_RETRY = -2n;
 const ROUND_MS = 100;
 
 export interface LeaseHost {
-  propose(request: InternalRequest["request"]): Promise<unknown>;
+  /** `leaderOnly`: refused unless this member leads, and applied only in the term it was proposed in. */
+  propose(request: InternalRequest["request"], opts?: { leaderOnly?: boolean }): Promise<unknown>;
   isLeader(): boolean;
   /** The current leader's peer URLs; undefined while there is no leader. */
   leaderPeerUrls(): string[] | undefined;
@@ -59,10 +60,16 @@ export class LeaseDriver {
   private lastRound = 0;
   /** Renewals waiting for a lease to be revoked (or for this member to stop leading). */
   private readonly goneWaiters = new Map<bigint, Array<() => void>>();
-  /** Checkpoint entries in flight, by lease: a renewal waits for them (see renew). */
-  private readonly inflight = new Map<bigint, Promise<unknown>>();
+  /**
+   * Leases with a checkpoint entry this leader proposed that may still apply (in flight, or
+   * failed: a timed-out proposal can still be in the log), with the number of the last such
+   * proposal. A renewal of one first proposes a reset; once a reset proposed after that
+   * checkpoint is applied, log order guarantees the checkpoint applied before it (or never).
+   */
+  private readonly unsettled = new Map<bigint, number>();
+  private proposals = 0;
   /** Leases whose checkpointed remaining TTL a renewal is about to reset, batched into one entry. */
-  private resetBatch: { ids: Set<bigint>; done: Promise<unknown> } | undefined;
+  private resetBatch: { ids: Set<bigint>; done: Promise<boolean> } | undefined;
   /** Connections to the leader for forwarded requests (one per keep-alive would triple their cost). */
   private readonly pool = new PeerSessionPool();
   /** Keep-alives to forward, sent together once the event loop turns. */
@@ -84,11 +91,15 @@ export class LeaseDriver {
   demote(): void {
     if (!this.lessor.isPrimary) return;
     this.lessor.demote();
+    // A new term: this leader's checkpoints either applied before the next leader's first
+    // entry or were dropped (leader_term), so none can land after a later renewal.
+    this.unsettled.clear();
     this.releaseAll();
   }
 
   /** Called after a lease was revoked by apply (client or expiry). */
   revoked(id: bigint): void {
+    this.unsettled.delete(id);
     const ws = this.goneWaiters.get(id);
     if (ws === undefined) return;
     this.goneWaiters.delete(id);
@@ -108,10 +119,11 @@ export class LeaseDriver {
 
   /** From the member's clock tick: the leader expires leases and records checkpoints. */
   tick(now = performance.now()): void {
-    if (!this.lessor.isPrimary || now - this.lastRound < ROUND_MS) return;
+    // Raft may have stepped down already, before the Ready that demotes the lessor.
+    if (!this.lessor.isPrimary || !this.host.isLeader() || now - this.lastRound < ROUND_MS) return;
     this.lastRound = now;
     for (const id of this.lessor.expired(REVOKES_PER_ROUND)) {
-      this.host.propose({ case: "leaseRevoke", value: { ID: id } as any }).then(
+      this.host.propose({ case: "leaseRevoke", value: { ID: id } as any }, { leaderOnly: true }).then(
         () => log.debug("revoked expired lease", { "lease-id": id.toString(16) }),
         (err) => log.warn("failed to revoke an expired lease", { "lease-id": id.toString(16), error: String((err as Error)?.message ?? err) }),
       );
@@ -124,18 +136,27 @@ export class LeaseDriver {
     }
   }
 
-  private proposeCheckpoints(cps: Array<[bigint, number]>): Promise<unknown> {
+  /** Proposes remaining TTLs (0 = reset); resolves true once applied, false when it failed. */
+  private proposeCheckpoints(cps: Array<[bigint, number]>): Promise<boolean> {
+    const seq = ++this.proposals;
     const req = create(LeaseCheckpointRequestSchema, {
       checkpoints: cps.map(([id, remaining]) => create(LeaseCheckpointSchema, { ID: id, remainingTTL: BigInt(remaining) })),
     });
-    const p = this.host.propose({ case: "leaseCheckpoint", value: req }).catch((err) => {
-      log.warn("failed to checkpoint leases", { count: cps.length, error: String((err as Error)?.message ?? err) });
-    });
-    for (const [id] of cps) this.inflight.set(id, p);
-    void p.finally(() => {
-      for (const [id] of cps) if (this.inflight.get(id) === p) this.inflight.delete(id);
-    });
-    return p;
+    for (const [id, remaining] of cps) if (remaining > 0) this.unsettled.set(id, seq);
+    return this.host.propose({ case: "leaseCheckpoint", value: req }, { leaderOnly: true }).then(
+      () => {
+        for (const [id, remaining] of cps) {
+          // A reset settles every checkpoint proposed before it; an applied checkpoint is on
+          // record (needsReset) and settled too, unless a later one is still out.
+          if (remaining === 0 ? (this.unsettled.get(id) ?? 0) < seq : this.unsettled.get(id) === seq) this.unsettled.delete(id);
+        }
+        return true;
+      },
+      (err) => {
+        log.warn("failed to checkpoint leases", { count: cps.length, error: String((err as Error)?.message ?? err) });
+        return false;
+      },
+    );
   }
 
   // ---- keep-alive and time-to-live ----
@@ -160,16 +181,12 @@ export class LeaseDriver {
   /** On the leader: waits for what a renewal depends on, then renews. */
   private async renewHere(id: bigint, deadline: number): Promise<number | "notFound" | "notPrimary"> {
     await this.host.waitApplied();
-    for (let round = 0; ; round++) {
+    for (;;) {
       if (performance.now() >= deadline) throw Errors.timeout();
-      // A checkpoint computed before this renewal must not land after it: wait for it, then reset it.
-      const cp = this.inflight.get(id);
-      if (cp !== undefined) {
-        await cp;
-        continue;
-      }
-      if (this.lessor.needsReset(id)) {
-        await this.resetRemaining(id);
+      if (!this.host.isLeader()) return "notPrimary";
+      // A checkpoint computed before this renewal must not land after it: reset it first.
+      if (this.lessor.exists(id) && (this.lessor.needsReset(id) || this.unsettled.has(id))) {
+        if (!(await this.resetRemaining(id))) await Bun.sleep(Math.min(100, this.host.electionTimeoutMs / 4));
         continue;
       }
       const r = this.lessor.renew(id);
@@ -183,7 +200,7 @@ export class LeaseDriver {
     }
   }
 
-  private resetRemaining(id: bigint): Promise<unknown> {
+  private resetRemaining(id: bigint): Promise<boolean> {
     if (this.resetBatch === undefined) {
       const ids = new Set<bigint>();
       const done = Promise.resolve().then(() => {
@@ -199,12 +216,18 @@ export class LeaseDriver {
 
   private waitGone(id: bigint, deadline: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, Math.max(1, deadline - performance.now()));
-      const list = this.goneWaiters.get(id) ?? [];
-      list.push(() => {
+      const done = () => {
         clearTimeout(timer);
         resolve();
-      });
+      };
+      const timer = setTimeout(() => {
+        const rest = (this.goneWaiters.get(id) ?? []).filter((w) => w !== done);
+        if (rest.length > 0) this.goneWaiters.set(id, rest);
+        else this.goneWaiters.delete(id);
+        resolve();
+      }, Math.max(1, deadline - performance.now()));
+      const list = this.goneWaiters.get(id) ?? [];
+      list.push(done);
       this.goneWaiters.set(id, list);
     });
   }

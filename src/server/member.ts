@@ -128,6 +128,8 @@ const MAX_APPLY_GAP = 5000;
 const MAX_SIZE_PER_MSG = 1024 * 1024;
 /** App messages in flight per follower (etcd: 4096 / 8). */
 const MAX_INFLIGHT = 512;
+/** etcd's applyTimeout: how long waitApplied waits. */
+const APPLY_TIMEOUT_MS = 1000;
 /** etcd's default lease checkpoint interval. */
 const DEFAULT_LEASE_CHECKPOINT_MS = 5 * 60 * 1000;
 /** Readys handled per turn before yielding to the event loop. */
@@ -621,6 +623,8 @@ export class Member {
     const req = fromBinary(InternalRequestSchema, e.data);
     let result: unknown;
     try {
+      // A leader-only decision counts only in the term it was made in (see leader_term).
+      if (req.leaderTerm !== 0n && req.leaderTerm !== BigInt(e.term)) throw Errors.leaderChanged();
       result = this.applyRequest(req.request);
     } catch (err) {
       // A user error is a deterministic result of the entry, not a failure of the batch.
@@ -696,18 +700,19 @@ export class Member {
     this.snapshotIndex = meta.index;
     this.confIndex = meta.index;
     this.confState = meta.confState;
-  }
-
-  private afterSnapshotInstall(meta: SnapshotMeta, file: string): void {
-    this.incoming.delete(snapKey(meta));
-    rmSync(file, { force: true });
-    // Every in-memory view of the replaced tables is rebuilt from them.
+    // Every in-memory view of the replaced tables is rebuilt from them now, inside the
+    // transaction: entries of the same Ready are applied next, and must see the new state.
     this.lessor.reload();
     this.store = new MvccStore(new SqliteBackend(this.db), { leases: this.lessor });
     this.store.onEvents = (rev, evs) => this.watchHub.publish(rev, evs);
     this.watchHub.storeReplaced(storeSource(this.store));
     this.alarms = new Alarms(this.meta);
     this.membership.reload();
+  }
+
+  private afterSnapshotInstall(meta: SnapshotMeta, file: string): void {
+    this.incoming.delete(snapKey(meta));
+    rmSync(file, { force: true });
     this.peersDirty = true;
     this.sizeAfterLastCommit = this.dbSize();
     log.info("applied incoming snapshot", { "snapshot-index": meta.index, "applied-index": this.appliedIndex });
@@ -779,14 +784,21 @@ export class Member {
     return this.ids.take();
   }
 
-  /** Proposes a write; resolves with its response once applied on this member. */
-  propose(request: Request): Promise<any> {
+  /**
+   * Proposes a write; resolves with its response once applied on this member. `leaderOnly`: a
+   * decision only this term's leader may make (lease expiry, checkpoints): refused at once when
+   * this member does not lead, never queued for a later leader, and applied only if appended
+   * in the current term.
+   */
+  propose(request: Request, opts: { leaderOnly?: boolean } = {}): Promise<any> {
     if (this.stopped) return Promise.reject(Errors.stopped());
     if (this.waiters.size >= MAX_PENDING) return Promise.reject(Errors.tooManyRequests());
     if (this.raw.raft.log.committed - this.appliedIndex > MAX_APPLY_GAP) return Promise.reject(Errors.tooManyRequests());
     if (this.isLearner()) return Promise.reject(Errors.notSupportedForLearner());
+    const leaderTerm = opts.leaderOnly ? BigInt(this.raw.raft.term) : 0n;
+    if (opts.leaderOnly && !this.isLeader()) return Promise.reject(Errors.notLeader());
     const id = this.ids.take();
-    const data = toBinary(InternalRequestSchema, create(InternalRequestSchema, { id, request }));
+    const data = toBinary(InternalRequestSchema, create(InternalRequestSchema, { id, leaderTerm, request }));
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     if ((request.case === "put" || request.case === "txn" || request.case === "leaseGrant") && this.sizeAfterLastCommit + data.length > this.quota) {
       // As etcd: the first write over the quota raises the NOSPACE alarm (through
@@ -802,6 +814,10 @@ export class Member {
     }
     const wait = this.waiters.wait(id, this.lead);
     const r = this.raw.propose(data);
+    if (!r.ok && opts.leaderOnly) {
+      this.waiters.reject(id, Errors.notLeader());
+      return wait;
+    }
     // No leader (or a transfer under way): wait for one, as etcd's proposals block.
     if (!r.ok) this.blocked.push({ id, data });
     this.scheduleReady();
@@ -875,7 +891,23 @@ export class Member {
     const index = this.raw.raft.log.committed;
     if (this.appliedIndex >= index) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      this.appliedWaiters.push({ index, resolve, reject });
+      // etcd's applyTimeout: a member that cannot catch up in a second answers so.
+      const timer = setTimeout(() => {
+        this.appliedWaiters = this.appliedWaiters.filter((w) => w !== waiter);
+        reject(Errors.timeoutWaitAppliedIndex());
+      }, APPLY_TIMEOUT_MS);
+      const waiter = {
+        index,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e: unknown) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      this.appliedWaiters.push(waiter);
       this.scheduleReady();
     });
   }
