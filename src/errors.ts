@@ -74,5 +74,9 @@ export const Errors = {
   /** Not in etcd's gRPC error map: it reaches clients as code Unknown. */
   timeoutLeaderTransfer: e(Code.Unknown, "etcdserver: request timed out, leader transfer took too long"),
   notCapable: e(Code.Unavailable, "etcdserver: not capable"),
+  // v3election (clientv3/concurrency and etcdserver/api/v3election): plain Go errors, so code Unknown.
+  electionNotLeader: e(Code.Unknown, "election: not leader"),
+  electionNoLeader: e(Code.Unknown, "election: no leader"),
+  missingLeaderKey: e(Code.Unknown, '"leader" field must be provided'),
   unimplemented: (method: string) => new EtcdError(Code.Unimplemented, `unknown method ${method}`),
 } as const;

@@ -8,6 +8,7 @@ import { fromJson, toJson, type DescMethod } from "@bufbuild/protobuf";
 import { parseJsonExact } from "./json-int64.js";
 import type { Context, Hono } from "hono";
 import { Code, EtcdError } from "../errors.js";
+import { addObserveRoute } from "./gateway-observe.js";
 import type { CallContext, ServiceImpl, ServiceRegistration } from "./context.js";
 import { statusOf } from "./grpc/status.js";
 import { gatewayWatch } from "./gateway-watch.js";
@@ -77,6 +78,7 @@ interface Target {
 }
 
 export function addGatewayRoutes(app: Hono, registrations: ServiceRegistration[], maxBodyBytes: number): void {
+  addObserveRoute(app, registrations, maxBodyBytes); // streaming: before the catch-all below
   const byName = new Map<string, Target>();
   for (const { service, impl } of registrations) {
     for (const method of service.methods) {
@@ -125,7 +127,7 @@ async function call(c: Context, { method, impl }: Target, maxBodyBytes: number):
 }
 
 /** The body as text, refusing (before buffering it) one larger than `limit` bytes. */
-async function readBounded(req: Request, limit: number): Promise<string> {
+export async function readBounded(req: Request, limit: number): Promise<string> {
   const tooLarge = () => new EtcdError(Code.ResourceExhausted, `request body larger than ${limit} bytes`);
   if (Number(req.headers.get("content-length") ?? 0) > limit) throw tooLarge();
   if (!req.body) return "";

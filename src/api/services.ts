@@ -12,6 +12,9 @@ import { clusterService } from "./cluster.js";
 import { watchService, watchStreamService } from "./watch.js";
 import { WatchStream } from "../gen/tsetcdpb/watch_pb.js";
 import { leaseService } from "./lease.js";
+import { concurrencyDeps } from "./concurrency.js";
+import { lockService } from "./lock.js";
+import { electionService } from "./election.js";
 
 export function allServices(member: Member, opts: { maxTxnOps: number; watchProgressNotifyIntervalMs?: number; stopping?: AbortSignal }): ServiceRegistration[] {
   const services: ServiceRegistration[] = [
@@ -22,8 +25,8 @@ export function allServices(member: Member, opts: { maxTxnOps: number; watchProg
     { service: Lease, impl: leaseService(member) },
     { service: Cluster, impl: clusterService(member.clusterOps, () => member.header()) },
     { service: Auth, impl: {} },
-    { service: Lock, impl: {} },
-    { service: Election, impl: {} },
+    { service: Lock, impl: lockService(concurrencyDeps(member)) },
+    { service: Election, impl: electionService(concurrencyDeps(member)) },
   ];
   return services.map((s) => ({ service: s.service, impl: learnerGuard(s.service.typeName, s.impl, () => member.isLearner()) }));
 }
