@@ -1,7 +1,7 @@
-// POST /v3/watch: etcd 3.4's grpc-gateway form of the bidi Watch stream, for
-// HTTP/1.1 clients (curl, fetch). The request body is a sequence of JSON
-// WatchRequests (concatenated, any whitespace between them), read as it
-// arrives; the response is one line per WatchResponse, `{"result":{...}}\n`,
+// POST /v3/watch and POST /v3/lease/keepalive: etcd 3.4's grpc-gateway form of
+// its bidi streams, for HTTP/1.1 clients (curl, fetch). The request body is a
+// sequence of JSON requests (concatenated, any whitespace between them), read
+// as it arrives; the response is one line per response, `{"result":{...}}\n`,
 // in grpc-gateway's JSON (proto field names, int64 as strings, enums by
 // name, defaults omitted). What etcd 3.4 does, and so what this does:
 // - the status line and headers go out with the first response, so a body
@@ -12,29 +12,35 @@
 // - unknown fields are ignored;
 // - the stream only ends when the client goes away; an error that ends it
 //   from our side is written as a last `{"error":{...}}` object.
-import { fromJson, toJson } from "@bufbuild/protobuf";
+import { fromJson, toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { STATUS_CODES } from "node:http";
 import type { Context } from "hono";
-import { type WatchRequest, WatchRequestSchema, type WatchResponse, WatchResponseSchema } from "../gen/etcdserverpb/rpc_pb.js";
+import { quoteLargeIntegers } from "./json-int64.js";
 import { Code } from "../errors.js";
 import type { CallContext, ServiceImpl } from "./context.js";
 import { statusOf } from "./grpc/status.js";
+import { HTTP_STATUS } from "./gateway-status.js";
 
-/** grpc-gateway v1's HTTP status per gRPC code (runtime.HTTPStatusFromCode). */
-const HTTP_STATUS: Record<number, number> = {
-  [Code.OK]: 200, [Code.Canceled]: 408, [Code.Unknown]: 500, [Code.InvalidArgument]: 400,
-  [Code.DeadlineExceeded]: 504, [Code.NotFound]: 404, [Code.AlreadyExists]: 409,
-  [Code.PermissionDenied]: 403, [Code.Unauthenticated]: 401, [Code.ResourceExhausted]: 429,
-  [Code.FailedPrecondition]: 400, [Code.Aborted]: 409, [Code.OutOfRange]: 400,
-  [Code.Unimplemented]: 501, [Code.Internal]: 500, [Code.Unavailable]: 503, [Code.DataLoss]: 500,
-};
 
 const encoder = new TextEncoder();
 
-/** Serves one POST /v3/watch with the Watch.Watch implementation `watch`. */
-export async function gatewayWatch(c: Context, watch: ServiceImpl[string], maxObjectBytes: number): Promise<Response> {
-  const requests = jsonObjects(c.req.raw.body, maxObjectBytes)[Symbol.asyncIterator]();
-  let first: IteratorResult<WatchRequest>;
+/** A bidi method as the gateway streams it: its implementation and message types. */
+export interface BidiMethod<I extends DescMessage, O extends DescMessage> {
+  impl: ServiceImpl[string];
+  input: I;
+  output: O;
+}
+
+/** Serves one POST of a bidi stream (Watch.Watch, Lease.LeaseKeepAlive). */
+export async function gatewayBidi<I extends DescMessage, O extends DescMessage>(
+  c: Context,
+  method: BidiMethod<I, O>,
+  maxObjectBytes: number,
+): Promise<Response> {
+  type Req = MessageShape<I>;
+  type Resp = MessageShape<O>;
+  const requests = jsonObjects(c.req.raw.body, method.input, maxObjectBytes)[Symbol.asyncIterator]();
+  let first: IteratorResult<Req>;
   try {
     first = await requests.next();
   } catch (err) {
@@ -42,7 +48,7 @@ export async function gatewayWatch(c: Context, watch: ServiceImpl[string], maxOb
     const message = (err as Error).message;
     return c.json({ error: message, message, code: Code.Unknown }, 500);
   }
-  const reqs = (async function* (): AsyncGenerator<WatchRequest> {
+  const reqs = (async function* (): AsyncGenerator<Req> {
     if (first.done) return;
     yield first.value;
     try {
@@ -62,7 +68,8 @@ export async function gatewayWatch(c: Context, watch: ServiceImpl[string], maxOb
   if (reqSignal.aborted) ac.abort();
   else reqSignal.addEventListener("abort", onAbort, { once: true });
   const ctx: CallContext = { signal: ac.signal, requestHeader: { get: (name: string) => c.req.header(name) ?? null } };
-  const out = (watch(reqs, ctx) as AsyncIterable<WatchResponse>)[Symbol.asyncIterator]();
+  const out = (method.impl(reqs, ctx) as AsyncIterable<Resp>)[Symbol.asyncIterator]();
+  const line = (r: Resp) => encoder.encode(`${JSON.stringify({ result: toJson(method.output, r, { useProtoFieldName: true }) })}\n`);
   const finish = () => {
     reqSignal.removeEventListener("abort", onAbort);
     ac.abort();
@@ -141,10 +148,6 @@ function next<T>(it: AsyncIterator<T>, signal: AbortSignal): Promise<IteratorRes
   });
 }
 
-function line(r: WatchResponse): Uint8Array {
-  return encoder.encode(`${JSON.stringify({ result: toJson(WatchResponseSchema, r, { useProtoFieldName: true }) })}\n`);
-}
-
 /** grpc-gateway's last object on a stream that failed (no newline after it). */
 function errorObject(err: unknown): Uint8Array {
   const { code, message } = statusOf(err);
@@ -153,12 +156,16 @@ function errorObject(err: unknown): Uint8Array {
 }
 
 /**
- * The WatchRequests of a body of concatenated JSON objects, each decoded as soon as its
- * closing brace arrives. Throws on anything that is not an object, on an object larger than
- * `maxBytes` (counted in UTF-16 units, close enough for a bound) and on one that does not
- * decode as a WatchRequest.
+ * The requests of a body of concatenated JSON objects, each decoded as soon as its closing
+ * brace arrives (int64s beyond 2^53 kept exact). Throws on anything that is not an object, on
+ * an object larger than `maxBytes` (counted in UTF-16 units, close enough for a bound) and on
+ * one that does not decode as `schema`.
  */
-export async function* jsonObjects(body: ReadableStream<Uint8Array> | null, maxBytes: number): AsyncGenerator<WatchRequest> {
+export async function* jsonObjects<I extends DescMessage>(
+  body: ReadableStream<Uint8Array> | null,
+  schema: I,
+  maxBytes: number,
+): AsyncGenerator<MessageShape<I>> {
   if (!body) return;
   const decoder = new TextDecoder();
   const reader = body.getReader();
@@ -179,7 +186,7 @@ export async function* jsonObjects(body: ReadableStream<Uint8Array> | null, maxB
           continue;
         }
         buf += ch;
-        if (buf.length > maxBytes) throw new RangeError(`watch request larger than ${maxBytes} bytes`);
+        if (buf.length > maxBytes) throw new RangeError(`request larger than ${maxBytes} bytes`);
         if (inString) {
           if (escaped) escaped = false;
           else if (ch === "\\") escaped = true;
@@ -191,9 +198,9 @@ export async function* jsonObjects(body: ReadableStream<Uint8Array> | null, maxB
         else if (ch === "}" || ch === "]") {
           depth--;
           if (depth === 0) {
-            const json = JSON.parse(buf);
+            const json = JSON.parse(quoteLargeIntegers(buf));
             buf = "";
-            yield fromJson(WatchRequestSchema, json, { ignoreUnknownFields: true });
+            yield fromJson(schema, json, { ignoreUnknownFields: true });
           }
         }
       }

@@ -1,9 +1,9 @@
 // etcd's v3 JSON gateway: POST /v3/<service>/<method> with a JSON body,
 // answered in grpc-gateway's JSON (proto field names, int64 as strings,
 // bytes as base64, defaults omitted) by the same service implementations as
-// gRPC. /v3beta/ and /v3alpha/ are accepted as etcd 3.4 does. Streaming
-// methods: POST /v3/watch is in gateway-watch.ts; lease keepalive, snapshot
-// and observe are not here yet.
+// gRPC. /v3beta/ is accepted as etcd 3.4 does (and /v3alpha/ is not). Streams:
+// POST /v3/watch and /v3/lease/keepalive are in gateway-watch.ts, POST
+// /v3/election/observe in gateway-observe.ts; the snapshot stream is not here.
 import { fromJson, toJson, type DescMethod } from "@bufbuild/protobuf";
 import { parseJsonExact } from "./json-int64.js";
 import type { Context, Hono } from "hono";
@@ -11,7 +11,8 @@ import { Code, EtcdError } from "../errors.js";
 import { addObserveRoute } from "./gateway-observe.js";
 import type { CallContext, ServiceImpl, ServiceRegistration } from "./context.js";
 import { statusOf } from "./grpc/status.js";
-import { gatewayWatch } from "./gateway-watch.js";
+import { HTTP_STATUS } from "./gateway-status.js";
+import { gatewayBidi, type BidiMethod } from "./gateway-watch.js";
 
 /** Gateway path (after /v3/) → "package.Service/Method", as etcd's rpc.proto annotations declare. */
 const ROUTES: Record<string, string> = {
@@ -63,14 +64,6 @@ const ROUTES: Record<string, string> = {
   "election/resign": "v3electionpb.Election/Resign",
 };
 
-/** grpc-gateway v1's HTTP status for each gRPC code. */
-const HTTP_STATUS: Record<number, number> = {
-  [Code.OK]: 200, [Code.Canceled]: 408, [Code.Unknown]: 500, [Code.InvalidArgument]: 400,
-  [Code.DeadlineExceeded]: 504, [Code.NotFound]: 404, [Code.AlreadyExists]: 409,
-  [Code.PermissionDenied]: 403, [Code.Unauthenticated]: 401, [Code.ResourceExhausted]: 429,
-  [Code.FailedPrecondition]: 400, [Code.Aborted]: 409, [Code.OutOfRange]: 400,
-  [Code.Unimplemented]: 501, [Code.Internal]: 500, [Code.Unavailable]: 503, [Code.DataLoss]: 500,
-};
 
 interface Target {
   method: DescMethod;
@@ -92,12 +85,18 @@ export function addGatewayRoutes(app: Hono, registrations: ServiceRegistration[]
     if (!target) throw new Error(`gateway: no method ${name} is registered`);
     targets.set(path, target);
   }
-  const watch = byName.get("etcdserverpb.Watch/Watch")?.impl;
-  for (const version of ["v3", "v3beta", "v3alpha"]) {
+  // The bidi streams, by gateway path.
+  const streams = new Map<string, BidiMethod<any, any>>();
+  for (const [path, name] of [["watch", "etcdserverpb.Watch/Watch"], ["lease/keepalive", "etcdserverpb.Lease/LeaseKeepAlive"]]) {
+    const t = byName.get(name);
+    if (t?.impl) streams.set(path, { impl: t.impl, input: t.method.input, output: t.method.output });
+  }
+  // etcd 3.4.23 serves its gateway under /v3/ and /v3beta/ (rewritten to /v3/); /v3alpha/ is 404.
+  for (const version of ["v3", "v3beta"]) {
     app.post(`/${version}/*`, (c) => {
       const path = c.req.path.slice(version.length + 2);
-      // etcd 3.4 serves the watch stream under /v3/ and /v3beta/ only (404 under /v3alpha/).
-      if (path === "watch" && watch && version !== "v3alpha") return gatewayWatch(c, watch, maxBodyBytes);
+      const stream = streams.get(path);
+      if (stream) return gatewayBidi(c, stream, maxBodyBytes);
       const target = targets.get(path);
       return target ? call(c, target, maxBodyBytes) : c.text("Not Found\n", 404);
     });
