@@ -108,6 +108,13 @@ export const E2E_TESTS = [
   "TestV3CurlLeaseGrantNoTLS",
   "TestV3CurlLeaseLeasesNoTLS",
   "TestV3CurlLeaseRevokeNoTLS",
+  "TestCtlV3LeaseKeepAliveNoTLS",
+  "TestCtlV3PutIgnoreLease",
+  "TestV3CurlCampaignNoTLS",
+  "TestV3CurlLeaseKeepAliveNoTLS",
+  "TestV3CurlProclaimMissiongLeaderKeyNoTLS",
+  "TestV3CurlResignMissiongLeaderKeyNoTLS",
+  "TestV3CurlWatch",
 ] as const;
 
 const GO_TIMEOUT_SEC = 600;
