@@ -7,7 +7,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { getRequestListener } from "@hono/node-server";
 import type { Hono } from "hono";
 import { EtcdError } from "../errors.js";
-import type { ServiceImpl, ServiceRegistration } from "./context.js";
+import { type ServiceImpl, type ServiceRegistration, unbatched } from "./context.js";
 import { applyCors } from "./http/cors.js";
 
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -51,7 +51,7 @@ export function toConnect(impl: ServiceImpl): ServiceImpl {
 
 async function* mapIterable(source: AsyncIterable<unknown>) {
   try {
-    yield* source;
+    yield* unbatched(source);
   } catch (err) {
     rethrow(err);
   }

@@ -17,11 +17,55 @@ export interface CallContext {
 export type ServiceImpl = Record<string, (input: any, ctx: CallContext) => any>;
 
 /**
- * A response message may carry its own protobuf encoding under this key (a non-enumerable
- * property): the gRPC layer then sends those bytes instead of encoding the message again.
+ * A response message may carry its own protobuf encoding under this key (a symbol, which no
+ * serializer enumerates): the gRPC layer then sends those bytes instead of encoding the message again.
  * Other transports ignore it and encode the message itself, so both must say the same thing.
  */
 export const ENCODED: unique symbol = Symbol("tsetcd.encoded");
+
+/** What ENCODED holds: the encoding, or parts whose concatenation is the encoding (shared parts save copies). */
+export type EncodedParts = Uint8Array | readonly Uint8Array[];
+
+/** The encoding as one buffer. */
+export function joinParts(parts: EncodedParts): Uint8Array {
+  if (parts instanceof Uint8Array) return parts;
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * A streaming method may yield several responses at once as a batch (many watchers answered
+ * for one revision): the gRPC layer writes them with one write, other transports take them
+ * one by one (unbatched). Every consumer of a streaming impl must accept batches.
+ */
+export const BATCH: unique symbol = Symbol("tsetcd.batch");
+
+export interface ResponseBatch<T> {
+  readonly [BATCH]: T[];
+}
+
+export function responseBatch<T>(messages: T[]): ResponseBatch<T> {
+  return { [BATCH]: messages };
+}
+
+export function isBatch<T>(m: unknown): m is ResponseBatch<T> {
+  return typeof m === "object" && m !== null && BATCH in m;
+}
+
+/** The responses of a stream that may yield batches, one by one. */
+export async function* unbatched<T>(source: AsyncIterable<T | ResponseBatch<T>>): AsyncGenerator<T> {
+  for await (const m of source) {
+    if (isBatch<T>(m)) yield* m[BATCH];
+    else yield m;
+  }
+}
 
 export interface ServiceRegistration {
   service: DescService;

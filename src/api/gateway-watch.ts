@@ -17,7 +17,7 @@ import { STATUS_CODES } from "node:http";
 import type { Context } from "hono";
 import { quoteLargeIntegers } from "./json-int64.js";
 import { Code } from "../errors.js";
-import type { CallContext, ServiceImpl } from "./context.js";
+import { type CallContext, type ServiceImpl, unbatched } from "./context.js";
 import { statusOf } from "./grpc/status.js";
 import { HTTP_STATUS } from "./gateway-status.js";
 
@@ -68,7 +68,7 @@ export async function gatewayBidi<I extends DescMessage, O extends DescMessage>(
   if (reqSignal.aborted) ac.abort();
   else reqSignal.addEventListener("abort", onAbort, { once: true });
   const ctx: CallContext = { signal: ac.signal, requestHeader: { get: (name: string) => c.req.header(name) ?? null } };
-  const out = (method.impl(reqs, ctx) as AsyncIterable<Resp>)[Symbol.asyncIterator]();
+  const out = unbatched(method.impl(reqs, ctx) as AsyncIterable<Resp>)[Symbol.asyncIterator]();
   const line = (r: Resp) => encoder.encode(`${JSON.stringify({ result: toJson(method.output, r, { useProtoFieldName: true }) })}\n`);
   const finish = () => {
     reqSignal.removeEventListener("abort", onAbort);

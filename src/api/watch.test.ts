@@ -3,7 +3,7 @@
 import { expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { ResponseHeaderSchema, type WatchRequest, type WatchResponse, WatchCreateRequest_FilterType, WatchResponseSchema } from "../gen/etcdserverpb/rpc_pb.js";
-import { ENCODED } from "./context.js";
+import { ENCODED, type EncodedParts, joinParts, unbatched } from "./context.js";
 import { MemoryKvBackend } from "../mvcc/memory-backend.js";
 import { MvccStore } from "../mvcc/store.js";
 import { dec, enc, putReq } from "../mvcc/test-support.js";
@@ -35,13 +35,14 @@ function setup(extra: { maxRequestBytes?: number; progressIntervalMs?: number } 
   };
   const ac = new AbortController();
   const got: WatchResponse[] = [];
-  const out = svc.watch(reqs, { signal: ac.signal, requestHeader: { get: () => null } }) as AsyncIterable<WatchResponse>;
+  const out = unbatched(svc.watch(reqs, { signal: ac.signal, requestHeader: { get: () => null } }) as AsyncIterable<WatchResponse>);
   let encodedChecked = 0;
   const done = (async () => {
     for await (const r of out) {
       // A response that carries its own encoding must say exactly what protobuf-es would.
-      const own = (r as { [ENCODED]?: Uint8Array })[ENCODED];
-      if (own !== undefined) {
+      const parts = (r as { [ENCODED]?: EncodedParts })[ENCODED];
+      if (parts !== undefined) {
+        const own = joinParts(parts);
         expect(Buffer.from(own).toString("hex")).toBe(Buffer.from(toBinary(WatchResponseSchema, r)).toString("hex"));
         encodedChecked++;
       }
@@ -194,7 +195,7 @@ test("a client that does not read its answers cannot queue them without bound: r
     },
   };
   const ac = new AbortController();
-  const out = (svc.watch(reqs, { signal: ac.signal, requestHeader: { get: () => null } }) as AsyncIterable<WatchResponse>)[Symbol.asyncIterator]();
+  const out = unbatched(svc.watch(reqs, { signal: ac.signal, requestHeader: { get: () => null } }) as AsyncIterable<WatchResponse>)[Symbol.asyncIterator]();
   const first = await out.next();
   expect(first.value!.watchId).toBe(-1n);
   await Bun.sleep(50);

@@ -16,7 +16,7 @@ import {
 import { type Event, EventSchema } from "../gen/mvccpb/kv_pb.js";
 import { compareBytes, toRangeEnd } from "../mvcc/key-range.js";
 import { isCreateEvent, type WatchHub, type WatchMessage, type Watcher } from "../watch/hub.js";
-import { type CallContext, ENCODED, type ServiceImpl } from "./context.js";
+import { type CallContext, ENCODED, type EncodedParts, type ResponseBatch, responseBatch, type ServiceImpl, unbatched } from "./context.js";
 import { Code, EtcdError } from "../errors.js";
 
 export interface WatchDeps {
@@ -47,8 +47,13 @@ const DEFAULT_PROGRESS_MS = 10 * 60 * 1000;
  * so a client that only writes is held back by flow control instead of growing this queue.
  */
 const CTRL_LIMIT = 16;
+/** Responses per batch (the gRPC layer writes a batch as one buffer). */
+const MAX_BATCH = 128;
 
 interface Entry {
+  id: bigint;
+  /** Canceled by the client: nothing more goes out for it. */
+  removed?: boolean;
   /** undefined once the hub canceled it for compaction (etcd keeps the id until canceled). */
   w: Watcher;
   prevKv: boolean;
@@ -59,7 +64,7 @@ interface Entry {
 
 export function watchService(deps: WatchDeps): ServiceImpl {
   return {
-    watch(reqs: AsyncIterable<WatchRequest>, ctx: CallContext): AsyncIterable<WatchResponse> {
+    watch(reqs: AsyncIterable<WatchRequest>, ctx: CallContext): AsyncIterable<WatchResponse | ResponseBatch<WatchResponse>> {
       return new WatchStream(deps, ctx.signal).run(reqs);
     },
   };
@@ -83,9 +88,9 @@ async function* single(creq: WatchCreateRequest): AsyncGenerator<WatchRequest> {
   yield create(WatchRequestSchema, { requestUnion: { case: "createRequest", value: creq } });
 }
 
-async function* untilCanceled(responses: AsyncGenerator<WatchResponse>): AsyncGenerator<WatchResponse> {
+async function* untilCanceled(responses: AsyncGenerator<WatchResponse | ResponseBatch<WatchResponse>>): AsyncGenerator<WatchResponse> {
   try {
-    for await (const r of responses) {
+    for await (const r of unbatched(responses)) {
       yield r;
       if (r.canceled) return;
     }
@@ -97,8 +102,8 @@ async function* untilCanceled(responses: AsyncGenerator<WatchResponse>): AsyncGe
 class WatchStream {
   private readonly ctrl: WatchResponse[] = [];
   private readonly watchers = new Map<bigint, Entry>();
-  /** Watchers whose queue may hold messages, in the order they became ready. */
-  private readonly ready = new Set<bigint>();
+  /** Watchers whose queue may hold messages, in the order they became ready (entries, not ids: bigint keys hash slowly). */
+  private ready = new Set<Entry>();
   private nextId = 0n;
   private wake: (() => void) | undefined;
   /** The request reader waiting for room in `ctrl`. */
@@ -115,7 +120,7 @@ class WatchStream {
     this.maxRequestBytes = deps.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
   }
 
-  async *run(reqs: AsyncIterable<WatchRequest>): AsyncGenerator<WatchResponse> {
+  async *run(reqs: AsyncIterable<WatchRequest>): AsyncGenerator<WatchResponse | ResponseBatch<WatchResponse>> {
     const onAbort = () => this.notify();
     this.signal.addEventListener("abort", onAbort);
     this.deps.stopping?.addEventListener("abort", onAbort);
@@ -132,7 +137,9 @@ class WatchStream {
         }
         const out = this.nextEvents();
         if (out !== undefined) {
-          for (const r of out) yield r;
+          // Many watchers answered at once go out as batches (one write each on gRPC).
+          if (out.length === 1) yield out[0];
+          else for (let i = 0; i < out.length; i += MAX_BATCH) yield responseBatch(out.slice(i, i + MAX_BATCH));
           continue;
         }
         // As etcd: a client that only half-closes keeps getting events until it goes away.
@@ -186,8 +193,9 @@ class WatchStream {
         const e = this.watchers.get(id);
         if (e === undefined) return; // etcd: no answer for an unknown id
         e.w.cancel();
+        e.removed = true;
         this.watchers.delete(id);
-        this.ready.delete(id);
+        this.ready.delete(e);
         this.control(create(WatchResponseSchema, { header: this.header(), watchId: id, canceled: true }));
         break;
       }
@@ -219,6 +227,7 @@ class WatchStream {
     const start = creq.startRevision === 0n ? wsrev + 1 : Number(creq.startRevision);
     // The created answer is queued before the watcher exists, so it goes out first.
     this.control(create(WatchResponseSchema, { header: this.deps.header(wsrev), watchId: id, created: true }));
+    let entry: Entry | undefined;
     const w = this.deps.hub.watch({
       key,
       end,
@@ -226,11 +235,18 @@ class WatchStream {
       noPut: creq.filters.includes(WatchCreateRequest_FilterType.NOPUT),
       noDelete: creq.filters.includes(WatchCreateRequest_FilterType.NODELETE),
       onReady: () => {
-        this.ready.add(id);
+        if (entry === undefined) return;
+        this.ready.add(entry);
         this.notify();
       },
     });
-    this.watchers.set(id, { w, prevKv: creq.prevKv, fragment: creq.fragment, progress: creq.progressNotify ? true : undefined });
+    entry = { id, w, prevKv: creq.prevKv, fragment: creq.fragment, progress: creq.progressNotify ? true : undefined };
+    this.watchers.set(id, entry);
+    // Messages queued while the entry was being made (a replay can start at once).
+    if (w.queued > 0) {
+      this.ready.add(entry);
+      this.notify();
+    }
     if (creq.progressNotify) this.startProgressTimer();
   }
 
@@ -243,40 +259,70 @@ class WatchStream {
     return this.deps.header(this.deps.hub.currentRev);
   }
 
-  /** The next watcher message as one response (or its fragments). */
+  /**
+   * One message of every ready watcher, as responses (a message may be fragments), in the
+   * order they became ready. Round robin: a watcher with more queued goes to the back, so a
+   * busy watcher cannot starve the others. One pass for all: a revision that matches every
+   * watcher of the stream is answered in one go.
+   */
   private nextEvents(): WatchResponse[] | undefined {
-    for (const id of this.ready) {
-      const e = this.watchers.get(id);
-      const msg = e?.w.next();
-      if (e === undefined || msg === undefined) {
-        this.ready.delete(id);
-        continue;
-      }
-      // Round robin: a watcher with more queued goes to the back.
-      this.ready.delete(id);
-      if (e.w.queued > 0) this.ready.add(id);
-      return this.toResponses(id, e, msg);
+    if (this.ready.size === 0) return undefined;
+    const entries = this.ready;
+    this.ready = new Set();
+    let out: WatchResponse[] | undefined;
+    for (const e of entries) {
+      if (e.removed) continue;
+      const msg = e.w.next();
+      if (msg === undefined) continue;
+      if (e.w.queued > 0) this.ready.add(e);
+      const rs = this.toResponses(e.id, e, msg);
+      if (out === undefined) out = rs;
+      else for (const r of rs) out.push(r);
     }
-    return undefined;
+    return out;
+  }
+
+  /** The response header at `revision`, shared by every response of that revision on this stream. */
+  private headerAt(revision: number): ResponseHeader {
+    const last = this.lastHeader;
+    if (last !== undefined && last.revision === revision && last.at === this.deps.hub.currentRev) return last.header;
+    const header = this.deps.header(revision);
+    this.lastHeader = { revision, at: this.deps.hub.currentRev, header };
+    return header;
+  }
+  private lastHeader: { revision: number; at: number; header: ResponseHeader } | undefined;
+
+  /** The message's events as this watcher sends them (with or without prev_kv), shared by every watcher of that kind. */
+  private eventsFor(msg: WatchMessage, prevKv: boolean): Event[] {
+    let cached = shapedEvents.get(msg);
+    if (cached === undefined) shapedEvents.set(msg, (cached = {}));
+    const key = prevKv ? "withPrev" : "noPrev";
+    return (cached[key] ??= msg.events.map((ev) => this.withPrevKv(ev, prevKv)));
   }
 
   private toResponses(id: bigint, e: Entry, msg: WatchMessage): WatchResponse[] {
-    const events = msg.events.map((ev) => this.withPrevKv(ev, e.prevKv));
-    const header = this.deps.header(msg.revision);
-    const wr = create(WatchResponseSchema, {
+    const events = this.eventsFor(msg, e.prevKv);
+    const header = this.headerAt(msg.revision);
+    // A plain object of the message's shape (what create() returns, without its per-field
+    // initialization): thousands of these go out per second when many watchers match.
+    const wr: WatchResponse = {
+      $typeName: "etcdserverpb.WatchResponse",
       header,
       watchId: id,
-      events,
-      compactRevision: BigInt(msg.compactRevision),
+      created: false,
       canceled: msg.compactRevision !== 0,
-    });
+      compactRevision: msg.compactRevision === 0 ? 0n : BigInt(msg.compactRevision),
+      cancelReason: "",
+      fragment: false,
+      events,
+    };
     if (events.length > 0 && e.progress !== undefined) e.progress = false;
     if (e.fragment) return fragments(wr, this.maxRequestBytes);
     // Events of one revision go to every watcher that matches, often thousands: each event and
     // header is encoded once and the responses are assembled from those bytes (for gRPC).
     if (events.length > 0 && msg.compactRevision === 0) {
-      const bytes = encodeEventsResponse(header, id, events);
-      if (bytes !== null) Object.defineProperty(wr, ENCODED, { value: bytes });
+      const parts = encodeEventsResponse(header, id, events);
+      if (parts !== null) (wr as { [ENCODED]?: EncodedParts })[ENCODED] = parts;
     }
     return [wr];
   }
@@ -314,6 +360,10 @@ class WatchStream {
 // encodings (and their copies with or without prev_kv) are kept beside them while they live.
 
 const eventBytes = new WeakMap<Event, Uint8Array>();
+/** A queued message's events shaped for watchers with and without prev_kv. */
+const shapedEvents = new WeakMap<WatchMessage, { noPrev?: Event[]; withPrev?: Event[] }>();
+/** The encoded events field (tag, length, event) of a shaped events array. */
+const eventsField = new WeakMap<Event[], Uint8Array>();
 const noPrev = new WeakMap<Event, Event>();
 const withPrev = new WeakMap<Event, Event>();
 let lastHeader: { header: ResponseHeader; bytes: Uint8Array } | undefined;
@@ -336,7 +386,8 @@ function encodedEvent(ev: Event): Uint8Array {
   return b;
 }
 
-function encodedHeader(h: ResponseHeader): Uint8Array {
+/** Field 1 (header): tag, length and the header's encoding; the last one is kept. */
+function encodedHeaderField(h: ResponseHeader): Uint8Array {
   const last = lastHeader;
   if (
     last !== undefined &&
@@ -347,7 +398,10 @@ function encodedHeader(h: ResponseHeader): Uint8Array {
   ) {
     return last.bytes;
   }
-  const bytes = toBinary(ResponseHeaderSchema, h);
+  const hb = toBinary(ResponseHeaderSchema, h);
+  const bytes = new Uint8Array(1 + varintSize(hb.length) + hb.length);
+  bytes[0] = 0x0a;
+  bytes.set(hb, putVarint(bytes, 1, hb.length));
   lastHeader = { header: h, bytes };
   return bytes;
 }
@@ -373,31 +427,42 @@ function putVarint(buf: Uint8Array, at: number, n: number): number {
 /**
  * The protobuf encoding of WatchResponse{header, watch_id, events} (every other field at its
  * default), as protobuf-es would write it: fields in number order, a zero watch_id left out.
- * null for a watch id this does not handle (negative or above 2^53).
+ * As parts to concatenate: the header field and the events field are shared by every watcher
+ * answered for the revision, only the watch id is its own. null for a watch id this does not
+ * handle (negative or above 2^53).
  */
-function encodeEventsResponse(header: ResponseHeader, id: bigint, events: Event[]): Uint8Array | null {
+function encodeEventsResponse(header: ResponseHeader, id: bigint, events: Event[]): EncodedParts | null {
   if (id < 0n || id > BigInt(Number.MAX_SAFE_INTEGER)) return null;
   const watchId = Number(id);
-  const hb = encodedHeader(header);
-  const evs = events.map(encodedEvent);
-  let size = 1 + varintSize(hb.length) + hb.length; // field 1, length-delimited
-  if (watchId !== 0) size += 1 + varintSize(watchId); // field 2, varint
-  for (const b of evs) size += 1 + varintSize(b.length) + b.length; // field 11, length-delimited
-  const out = new Uint8Array(size);
-  out[0] = 0x0a;
-  let at = putVarint(out, 1, hb.length);
-  out.set(hb, at);
-  at += hb.length;
-  if (watchId !== 0) {
-    out[at++] = 0x10;
-    at = putVarint(out, at, watchId);
+  const headerPart = encodedHeaderField(header);
+  let evPart = eventsField.get(events);
+  if (evPart === undefined) {
+    const evs = events.map(encodedEvent);
+    let size = 0;
+    for (const b of evs) size += 1 + varintSize(b.length) + b.length; // field 11, length-delimited
+    evPart = new Uint8Array(size);
+    let at = 0;
+    for (const b of evs) {
+      evPart[at++] = 0x5a;
+      at = putVarint(evPart, at, b.length);
+      evPart.set(b, at);
+      at += b.length;
+    }
+    eventsField.set(events, evPart);
   }
-  for (const b of evs) {
-    out[at++] = 0x5a;
-    at = putVarint(out, at, b.length);
-    out.set(b, at);
-    at += b.length;
-  }
+  if (watchId === 0) return [headerPart, evPart];
+  return [headerPart, watchIdField(watchId), evPart];
+}
+
+/** Field 2 (watch_id) of small ids, encoded once. */
+const watchIdFields: Uint8Array[] = [];
+function watchIdField(id: number): Uint8Array {
+  const cached = id < 4096 ? watchIdFields[id] : undefined;
+  if (cached !== undefined) return cached;
+  const out = new Uint8Array(1 + varintSize(id));
+  out[0] = 0x10;
+  putVarint(out, 1, id);
+  if (id < 4096) watchIdFields[id] = out;
   return out;
 }
 

@@ -275,14 +275,20 @@ export class WatchHub {
 
   private deliver(rev: number, events: Event[]): void {
     this.deliveredRev = rev;
+    // Watchers that match every event share one message (immutable once queued): with many
+    // watchers on the same keys, that is one object per revision instead of one per watcher.
+    let whole: WatchMessage | undefined;
     for (const w of this.synced) {
       if (rev < w.minRev) continue; // a watcher created with a future start revision
       let evs: Event[] | undefined;
+      let all = true;
       for (const ev of events) {
         if (w.matches(ev)) (evs ??= []).push(ev);
+        else all = false;
       }
       if (evs === undefined) continue;
-      if (w.push({ events: evs, revision: rev, compactRevision: 0 })) {
+      const msg = all ? (whole ??= { events, revision: rev, compactRevision: 0 }) : { events: evs, revision: rev, compactRevision: 0 };
+      if (w.push(msg)) {
         w.minRev = rev + 1;
       } else {
         // etcd's victim: catch up from history once the consumer has made room.

@@ -6,8 +6,8 @@ import type { ServerHttp2Stream, IncomingHttpHeaders } from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { fromBinary, toBinary, type DescMethod } from "@bufbuild/protobuf";
 import { Code, EtcdError } from "../../errors.js";
-import { ENCODED, methodPath, type CallContext, type ServiceRegistration } from "../context.js";
-import { encodeFrame, MessageReader, type Frame } from "./framing.js";
+import { BATCH, ENCODED, type EncodedParts, isBatch, methodPath, type CallContext, type ServiceRegistration } from "../context.js";
+import { MessageReader, type Frame } from "./framing.js";
 import { InputQueue } from "./input-queue.js";
 import { encodeGrpcMessage, statusOf } from "./status.js";
 import { parseGrpcTimeout } from "./timeout.js";
@@ -225,7 +225,8 @@ class GrpcCall implements CallContext {
     try {
       for await (const message of output) {
         if (this.done) return;
-        if (!this.writeMessage(route, message)) await this.drained();
+        const ok = isBatch(message) ? this.writeBatch(route, message[BATCH]) : this.writeMessage(route, message);
+        if (!ok) await this.drained();
       }
       this.finish(Code.OK, "");
     } catch (err) {
@@ -247,13 +248,46 @@ class GrpcCall implements CallContext {
 
   /** Returns false when the stream asks the writer to wait for 'drain'. */
   private writeMessage(route: Route, message: unknown): boolean {
-    const bytes: Uint8Array = (message as { [ENCODED]?: Uint8Array })[ENCODED] ?? toBinary(route.method.output, message as any);
-    if (bytes.length > this.server.options.maxSendBytes) {
-      throw new EtcdError(Code.ResourceExhausted, `grpc: trying to send message larger than max (${bytes.length} vs. ${this.server.options.maxSendBytes})`);
+    return this.writeFrames([this.encode(route, message)]);
+  }
+
+  /** Many messages framed into one buffer and one write. */
+  private writeBatch(route: Route, messages: unknown[]): boolean {
+    return this.writeFrames(messages.map((m) => this.encode(route, m)));
+  }
+
+  /** gRPC frames (flag byte, length, message) of the encoded messages, in one write. */
+  private writeFrames(messages: EncodedParts[]): boolean {
+    let size = 0;
+    for (const m of messages) size += 5 + partsLength(m);
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
+    for (const m of messages) {
+      out[at] = 0;
+      out.writeUInt32BE(partsLength(m), at + 1);
+      at += 5;
+      if (m instanceof Uint8Array) {
+        out.set(m, at);
+        at += m.length;
+      } else {
+        for (const p of m) {
+          out.set(p, at);
+          at += p.length;
+        }
+      }
     }
     this.sendHeaders();
     if (this.stream.destroyed || this.stream.closed) return true;
-    return this.stream.write(encodeFrame(bytes));
+    return this.stream.write(out);
+  }
+
+  private encode(route: Route, message: unknown): EncodedParts {
+    const bytes: EncodedParts = (message as { [ENCODED]?: EncodedParts })[ENCODED] ?? toBinary(route.method.output, message as any);
+    const length = partsLength(bytes);
+    if (length > this.server.options.maxSendBytes) {
+      throw new EtcdError(Code.ResourceExhausted, `grpc: trying to send message larger than max (${length} vs. ${this.server.options.maxSendBytes})`);
+    }
+    return bytes;
   }
 
   private sendHeaders(): void {
@@ -284,4 +318,11 @@ class GrpcCall implements CallContext {
     });
     stream.end();
   }
+}
+
+function partsLength(m: EncodedParts): number {
+  if (m instanceof Uint8Array) return m.length;
+  let n = 0;
+  for (const p of m) n += p.length;
+  return n;
 }
