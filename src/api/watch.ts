@@ -269,17 +269,15 @@ class WatchStream {
     if (this.ready.size === 0) return undefined;
     const entries = this.ready;
     this.ready = new Set();
-    let out: WatchResponse[] | undefined;
+    const out: WatchResponse[] = [];
     for (const e of entries) {
       if (e.removed) continue;
       const msg = e.w.next();
       if (msg === undefined) continue;
       if (e.w.queued > 0) this.ready.add(e);
-      const rs = this.toResponses(e.id, e, msg);
-      if (out === undefined) out = rs;
-      else for (const r of rs) out.push(r);
+      this.toResponses(e.id, e, msg, out);
     }
-    return out;
+    return out.length > 0 ? out : undefined;
   }
 
   /** The response header at `revision`, shared by every response of that revision on this stream. */
@@ -300,12 +298,17 @@ class WatchStream {
     return (cached[key] ??= msg.events.map((ev) => this.withPrevKv(ev, prevKv)));
   }
 
-  private toResponses(id: bigint, e: Entry, msg: WatchMessage): WatchResponse[] {
+  /** Appends the watcher's message as responses (one, or its fragments) to `out`. */
+  private toResponses(id: bigint, e: Entry, msg: WatchMessage, out: WatchResponse[]): void {
     const events = this.eventsFor(msg, e.prevKv);
     const header = this.headerAt(msg.revision);
+    // Events of one revision go to every watcher that matches, often thousands: each event and
+    // header is encoded once and the responses are assembled from those bytes (for gRPC).
+    const parts = events.length > 0 && msg.compactRevision === 0 && !e.fragment ? encodeEventsResponse(header, id, events) : null;
     // A plain object of the message's shape (what create() returns, without its per-field
     // initialization): thousands of these go out per second when many watchers match.
-    const wr: WatchResponse = {
+    const wr: WatchResponse & { [ENCODED]?: EncodedParts } = {
+      [ENCODED]: parts ?? undefined,
       $typeName: "etcdserverpb.WatchResponse",
       header,
       watchId: id,
@@ -317,14 +320,8 @@ class WatchStream {
       events,
     };
     if (events.length > 0 && e.progress !== undefined) e.progress = false;
-    if (e.fragment) return fragments(wr, this.maxRequestBytes);
-    // Events of one revision go to every watcher that matches, often thousands: each event and
-    // header is encoded once and the responses are assembled from those bytes (for gRPC).
-    if (events.length > 0 && msg.compactRevision === 0) {
-      const parts = encodeEventsResponse(header, id, events);
-      if (parts !== null) (wr as { [ENCODED]?: EncodedParts })[ENCODED] = parts;
-    }
-    return [wr];
+    if (e.fragment) for (const f of fragments(wr, this.maxRequestBytes)) out.push(f);
+    else out.push(wr);
   }
 
   /** etcd looks prev_kv up at the event's revision - 1; live events already carry it. */
@@ -362,8 +359,8 @@ class WatchStream {
 const eventBytes = new WeakMap<Event, Uint8Array>();
 /** A queued message's events shaped for watchers with and without prev_kv. */
 const shapedEvents = new WeakMap<WatchMessage, { noPrev?: Event[]; withPrev?: Event[] }>();
-/** The encoded events field (tag, length, event) of a shaped events array. */
-const eventsField = new WeakMap<Event[], Uint8Array>();
+/** The encoded header and events fields of a shaped events array (with the header they were made with). */
+const eventsField = new WeakMap<Event[], { header: Uint8Array; bytes: Uint8Array }>();
 const noPrev = new WeakMap<Event, Event>();
 const withPrev = new WeakMap<Event, Event>();
 let lastHeader: { header: ResponseHeader; bytes: Uint8Array } | undefined;
@@ -426,32 +423,35 @@ function putVarint(buf: Uint8Array, at: number, n: number): number {
 
 /**
  * The protobuf encoding of WatchResponse{header, watch_id, events} (every other field at its
- * default), as protobuf-es would write it: fields in number order, a zero watch_id left out.
- * As parts to concatenate: the header field and the events field are shared by every watcher
- * answered for the revision, only the watch id is its own. null for a watch id this does not
- * handle (negative or above 2^53).
+ * default), as parts to concatenate: the header and events fields, shared by every watcher
+ * answered for the revision and encoded once, then the watcher's own watch_id field (left out
+ * when 0). The watch id comes last, out of field-number order: protobuf parsers must accept
+ * fields in any order, and this way a response costs one copy of the shared bytes and a few
+ * bytes of its own. null for a watch id this does not handle (negative or above 2^53).
  */
 function encodeEventsResponse(header: ResponseHeader, id: bigint, events: Event[]): EncodedParts | null {
   if (id < 0n || id > BigInt(Number.MAX_SAFE_INTEGER)) return null;
   const watchId = Number(id);
   const headerPart = encodedHeaderField(header);
-  let evPart = eventsField.get(events);
-  if (evPart === undefined) {
+  let shared = eventsField.get(events);
+  if (shared === undefined || shared.header !== headerPart) {
     const evs = events.map(encodedEvent);
-    let size = 0;
+    let size = headerPart.length;
     for (const b of evs) size += 1 + varintSize(b.length) + b.length; // field 11, length-delimited
-    evPart = new Uint8Array(size);
-    let at = 0;
+    const bytes = new Uint8Array(size);
+    bytes.set(headerPart, 0);
+    let at = headerPart.length;
     for (const b of evs) {
-      evPart[at++] = 0x5a;
-      at = putVarint(evPart, at, b.length);
-      evPart.set(b, at);
+      bytes[at++] = 0x5a;
+      at = putVarint(bytes, at, b.length);
+      bytes.set(b, at);
       at += b.length;
     }
-    eventsField.set(events, evPart);
+    shared = { header: headerPart, bytes };
+    eventsField.set(events, shared);
   }
-  if (watchId === 0) return [headerPart, evPart];
-  return [headerPart, watchIdField(watchId), evPart];
+  if (watchId === 0) return shared.bytes;
+  return [shared.bytes, watchIdField(watchId)];
 }
 
 /** Field 2 (watch_id) of small ids, encoded once. */
