@@ -236,3 +236,24 @@ test("responses assembled from encoded parts are byte for byte protobuf-es's (id
   expect(t.encodedChecked).toBe(withEvents.length);
   await t.stop();
 });
+
+test("a watcher that fell behind gets its queued revisions joined into one response, whole revisions only", async () => {
+  const t = setup();
+  t.createReq({ key: enc("m"), rangeEnd: enc("n") });
+  t.createReq({ key: enc("m"), rangeEnd: enc("n") });
+  await t.settle();
+  // Three revisions committed before the stream runs again (one of two events).
+  t.put("m1", "a");
+  t.put("m2", "b");
+  t.store.txn(create(TxnRequestSchema, { success: [{ request: { case: "requestPut", value: putReq("m3", "c") } }, { request: { case: "requestPut", value: putReq("m4", "d") } }] } as any));
+  t.hub.committed();
+  await t.settle();
+  const events = t.got.filter((r) => r.events.length > 0);
+  // One response per watcher, with all four events of the three revisions, in order.
+  expect(events.map((r) => [r.watchId, r.events.map((e) => dec(e.kv!.key)), r.header!.revision])).toEqual([
+    [0n, ["m1", "m2", "m3", "m4"], 4n],
+    [1n, ["m1", "m2", "m3", "m4"], 4n],
+  ]);
+  expect(t.encodedChecked).toBe(2);
+  await t.stop();
+});

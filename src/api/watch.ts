@@ -272,12 +272,38 @@ class WatchStream {
     const out: WatchResponse[] = [];
     for (const e of entries) {
       if (e.removed) continue;
-      const msg = e.w.next();
+      const msg = this.takeMessage(e.w);
       if (msg === undefined) continue;
       if (e.w.queued > 0) this.ready.add(e);
       this.toResponses(e.id, e, msg, out);
     }
     return out.length > 0 ? out : undefined;
+  }
+
+  /**
+   * The watcher's next message; when it has several event messages queued (it fell behind the
+   * writes), they go out merged into one response, as etcd sends a lagging watcher up to 1000
+   * revisions at once: a revision is never split, only whole revisions are joined. Watchers
+   * with the same queued messages share the merged one (and so its encoding).
+   */
+  private takeMessage(w: Watcher): WatchMessage | undefined {
+    const first = w.next();
+    if (first === undefined || !mergeable(first)) return first;
+    let msgs: WatchMessage[] | undefined;
+    let bytes = approxSize(first);
+    for (;;) {
+      const next = w.peek();
+      if (next === undefined || !mergeable(next) || msgs?.length === MAX_MERGED_REVS) break;
+      bytes += approxSize(next);
+      if (bytes > MAX_MERGED_BYTES) break;
+      (msgs ??= [first]).push(w.next()!);
+    }
+    if (msgs === undefined) return first;
+    const cached = merged.get(first);
+    if (cached !== undefined && cached.parts.length === msgs.length && cached.parts.every((m, i) => m === msgs[i])) return cached.msg;
+    const msg: WatchMessage = { events: msgs.flatMap((m) => m.events), revision: msgs[msgs.length - 1].revision, compactRevision: 0 };
+    merged.set(first, { parts: msgs, msg });
+    return msg;
   }
 
   /** The response header at `revision`, shared by every response of that revision on this stream. */
@@ -357,6 +383,23 @@ class WatchStream {
 // encodings (and their copies with or without prev_kv) are kept beside them while they live.
 
 const eventBytes = new WeakMap<Event, Uint8Array>();
+/** The last merge of queued messages starting at a message, for watchers with the same queue. */
+const merged = new WeakMap<WatchMessage, { parts: WatchMessage[]; msg: WatchMessage }>();
+/** Revisions joined into one response at most (etcd's watchBatchMaxRevs). */
+const MAX_MERGED_REVS = 1000;
+/** Key and value bytes joined into one response at most. */
+const MAX_MERGED_BYTES = 1024 * 1024;
+
+/** Event messages can be joined; progress notices and compaction cancels cannot. */
+function mergeable(m: WatchMessage): boolean {
+  return m.events.length > 0 && m.compactRevision === 0;
+}
+
+function approxSize(m: WatchMessage): number {
+  let n = 0;
+  for (const ev of m.events) n += (ev.kv?.key.length ?? 0) + (ev.kv?.value.length ?? 0) + (ev.prevKv?.value.length ?? 0) + 32;
+  return n;
+}
 /** A queued message's events shaped for watchers with and without prev_kv. */
 const shapedEvents = new WeakMap<WatchMessage, { noPrev?: Event[]; withPrev?: Event[] }>();
 /** The encoded header and events fields of a shaped events array (with the header they were made with). */

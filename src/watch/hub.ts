@@ -129,6 +129,11 @@ export class Watcher {
     return this.queue.length;
   }
 
+  /** The next queued message, without taking it. */
+  peek(): WatchMessage | undefined {
+    return this.queue[0];
+  }
+
   /** Stops the watcher: no more messages, queued ones are dropped. */
   cancel(): void {
     this.hub.remove(this);
