@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { BENCHMARK_BIN, ETCD_BIN, REPO_ROOT, isExecutable } from "../test/harness/tools.ts";
+import { BENCHMARK_BIN, ETCD_BIN, REPO_ROOT, SUBJECT_BIN, isExecutable } from "../test/harness/tools.ts";
 
 /** One benchmark invocation: global flags, then the sub-command with everything but --total. */
 export interface Row {
@@ -219,3 +219,17 @@ export const WARMUP: Row[] = [
   row("warm-up put, 100 clients", 10, 100, 10_000, PUT),
   row("warm-up range, 100 clients", 10, 100, 10_000, RANGE_L),
 ];
+
+export type Impl = "etcd" | "tsetcd";
+
+/** The options every comparison script takes: --only, --scale, --repeat, --tsetcd. */
+export function commonOptions(): { scale: number; repeat: number; binaries: Record<Impl, string>; impls: Impl[] } {
+  const only = option("only");
+  if (only !== undefined && only !== "etcd" && only !== "tsetcd") throw new Error(`--only must be etcd or tsetcd, not ${only}`);
+  const scale = Number(option("scale") ?? "1");
+  if (!(scale > 0 && scale <= 10)) throw new Error(`--scale must be a number in (0, 10], not ${option("scale")}`);
+  const repeat = Number(option("repeat") ?? "1");
+  if (!(Number.isInteger(repeat) && repeat >= 1 && repeat <= 9)) throw new Error(`--repeat must be 1..9, not ${option("repeat")}`);
+  const binaries: Record<Impl, string> = { etcd: ETCD_BIN, tsetcd: option("tsetcd") ?? SUBJECT_BIN };
+  return { scale, repeat, binaries, impls: only ? [only] : ["etcd", "tsetcd"] };
+}

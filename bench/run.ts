@@ -11,9 +11,11 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { etcdctl } from "../test/harness/etcdctl.ts";
 import { type Member, startMember } from "../test/harness/server.ts";
-import { ETCD_BIN, ETCDCTL_BIN, REPO_ROOT, SUBJECT_BIN, isExecutable } from "../test/harness/tools.ts";
+import { ETCDCTL_BIN, REPO_ROOT, isExecutable } from "../test/harness/tools.ts";
 import {
   CLUSTER_HEADING,
+  commonOptions,
+  type Impl,
   PUT,
   RANGE_L,
   RANGE_S,
@@ -47,7 +49,6 @@ const ALL_ROWS: Row[] = [
   row("lease keep-alive, 1000 clients", 100, 1000, 100_000, LEASE_KEEPALIVE),
 ];
 
-type Impl = "etcd" | "tsetcd";
 
 interface Measurement {
   reqPerSec: number | null;
@@ -57,14 +58,7 @@ interface Measurement {
 
 // ---- options -------------------------------------------------------------------------------
 
-const only = option("only");
-if (only !== undefined && only !== "etcd" && only !== "tsetcd") throw new Error(`--only must be etcd or tsetcd, not ${only}`);
-const scale = Number(option("scale") ?? "1");
-if (!(scale > 0 && scale <= 10)) throw new Error(`--scale must be a number in (0, 10], not ${option("scale")}`);
-const repeat = Number(option("repeat") ?? "1");
-if (!(Number.isInteger(repeat) && repeat >= 1 && repeat <= 9)) throw new Error(`--repeat must be 1..9, not ${option("repeat")}`);
-const binaries: Record<Impl, string> = { etcd: ETCD_BIN, tsetcd: option("tsetcd") ?? SUBJECT_BIN };
-const impls: Impl[] = only ? [only] : ["etcd", "tsetcd"];
+const { scale, repeat, binaries, impls } = commonOptions();
 const outFile = option("out") ?? join(REPO_ROOT, "bench", "results.md");
 /** --rows=REGEX: only the rows whose name matches (e.g. --rows=lease). */
 const rowFilter = option("rows");

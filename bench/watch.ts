@@ -11,8 +11,8 @@
 // The table goes to stdout (and --out=FILE if given); raw outputs to .bench-out/.
 import { writeFileSync } from "node:fs";
 import { type Member, startMember } from "../test/harness/server.ts";
-import { ETCD_BIN, SUBJECT_BIN, isExecutable } from "../test/harness/tools.ts";
-import { RAW_DIR, cpuSeconds, ensureBenchmark, fmt, loadAverage, machineInfo, option, ratio, runBenchmark } from "./lib.ts";
+import { isExecutable } from "../test/harness/tools.ts";
+import { type Impl, RAW_DIR, commonOptions, cpuSeconds, ensureBenchmark, fmt, loadAverage, machineInfo, option, ratio, runBenchmark } from "./lib.ts";
 
 interface WatchRow {
   name: string;
@@ -53,7 +53,6 @@ const ROWS: WatchRow[] = [
   watchRow("100 keys, 10 watchers each (1000 on 10 streams)", 100, 10_000),
 ];
 
-type Impl = "etcd" | "tsetcd";
 
 interface Measurement {
   eventsPerSec: number | null;
@@ -64,14 +63,7 @@ interface Measurement {
 
 // ---- options -------------------------------------------------------------------------------
 
-const only = option("only");
-if (only !== undefined && only !== "etcd" && only !== "tsetcd") throw new Error(`--only must be etcd or tsetcd, not ${only}`);
-const scale = Number(option("scale") ?? "1");
-if (!(scale > 0 && scale <= 10)) throw new Error(`--scale must be a number in (0, 10], not ${option("scale")}`);
-const repeat = Number(option("repeat") ?? "1");
-if (!(Number.isInteger(repeat) && repeat >= 1 && repeat <= 9)) throw new Error(`--repeat must be 1..9, not ${option("repeat")}`);
-const binaries: Record<Impl, string> = { etcd: ETCD_BIN, tsetcd: option("tsetcd") ?? SUBJECT_BIN };
-const impls: Impl[] = only ? [only] : ["etcd", "tsetcd"];
+const { scale, repeat, binaries, impls } = commonOptions();
 const outFile = option("out");
 
 const putTotal = (r: WatchRow) => Math.max(1, Math.round(r.putTotal * scale));

@@ -13,6 +13,7 @@ import { Code, EtcdError } from "../errors.js";
 import type { CallContext, ServiceImpl, ServiceRegistration } from "./context.js";
 import { statusOf } from "./grpc/status.js";
 import { readBounded } from "./gateway.js";
+import { linkedCall } from "./gateway-watch.js";
 
 const encoder = new TextEncoder();
 
@@ -40,15 +41,10 @@ async function serveObserve(c: Context, observe: ServiceImpl[string], maxBodyByt
     return c.json({ error: message, message, code }, code === Code.InvalidArgument ? 400 : 429);
   }
 
-  const ac = new AbortController();
-  const reqSignal = c.req.raw.signal;
-  const onAbort = () => ac.abort();
-  if (reqSignal.aborted) ac.abort();
-  else reqSignal.addEventListener("abort", onAbort, { once: true });
-  const ctx: CallContext = { signal: ac.signal, requestHeader: { get: (name: string) => c.req.header(name) ?? null } };
+  const { ac, ctx, unlink } = linkedCall(c);
   const out = (observe(req, ctx) as AsyncIterable<LeaderResponse>)[Symbol.asyncIterator]();
   const finish = () => {
-    reqSignal.removeEventListener("abort", onAbort);
+    unlink();
     ac.abort();
     void out.return?.(undefined);
   };

@@ -62,16 +62,11 @@ export async function gatewayBidi<I extends DescMessage, O extends DescMessage>(
     }
   })();
 
-  const ac = new AbortController();
-  const reqSignal = c.req.raw.signal;
-  const onAbort = () => ac.abort();
-  if (reqSignal.aborted) ac.abort();
-  else reqSignal.addEventListener("abort", onAbort, { once: true });
-  const ctx: CallContext = { signal: ac.signal, requestHeader: { get: (name: string) => c.req.header(name) ?? null } };
+  const { ac, ctx, unlink } = linkedCall(c);
   const out = unbatched(method.impl(reqs, ctx) as AsyncIterable<Resp>)[Symbol.asyncIterator]();
   const line = (r: Resp) => encoder.encode(`${JSON.stringify({ result: toJson(method.output, r, { useProtoFieldName: true }) })}\n`);
   const finish = () => {
-    reqSignal.removeEventListener("abort", onAbort);
+    unlink();
     ac.abort();
     void out.return?.(undefined);
     void requests.return?.(undefined);
@@ -127,6 +122,20 @@ export async function gatewayBidi<I extends DescMessage, O extends DescMessage>(
     status: 200,
     headers: { "content-type": "application/json", "grpc-metadata-content-type": "application/grpc" },
   });
+}
+
+/**
+ * A call context for a streamed gateway request: aborted when the client leaves or when the
+ * server ends the stream (ac.abort()); unlink() stops listening to the request.
+ */
+export function linkedCall(c: Context): { ac: AbortController; ctx: CallContext; unlink: () => void } {
+  const ac = new AbortController();
+  const reqSignal = c.req.raw.signal;
+  const onAbort = () => ac.abort();
+  if (reqSignal.aborted) ac.abort();
+  else reqSignal.addEventListener("abort", onAbort, { once: true });
+  const ctx: CallContext = { signal: ac.signal, requestHeader: { get: (name: string) => c.req.header(name) ?? null } };
+  return { ac, ctx, unlink: () => reqSignal.removeEventListener("abort", onAbort) };
 }
 
 /** The iterator's next result, or undefined once `signal` aborts first. */
