@@ -257,3 +257,23 @@ test("a watcher that fell behind gets its queued revisions joined into one respo
   expect(t.encodedChecked).toBe(2);
   await t.stop();
 });
+
+test("a heavy fan-out gathers the next revisions before answering again (fewer, fuller responses), losing nothing", async () => {
+  const t = setup();
+  const WATCHERS = 100;
+  const PUTS = 20;
+  for (let i = 0; i < WATCHERS; i++) t.createReq({ key: enc("g") });
+  await t.settle();
+  for (let i = 0; i < PUTS; i++) {
+    t.put("g", `v${i}`);
+    await Bun.sleep(1); // one revision per turn: without gathering, one response each
+  }
+  await t.settle(100);
+  const withEvents = t.got.filter((r) => r.events.length > 0);
+  const perWatcher = new Map<bigint, string[]>();
+  for (const r of withEvents) perWatcher.set(r.watchId, [...(perWatcher.get(r.watchId) ?? []), ...r.events.map((e) => dec(e.kv!.value))]);
+  expect(perWatcher.size).toBe(WATCHERS);
+  for (const vs of perWatcher.values()) expect(vs).toEqual(Array.from({ length: PUTS }, (_, i) => `v${i}`));
+  expect(withEvents.length).toBeLessThan((WATCHERS * PUTS * 3) / 4);
+  await t.stop();
+});

@@ -47,6 +47,9 @@ const DEFAULT_PROGRESS_MS = 10 * 60 * 1000;
  * so a client that only writes is held back by flow control instead of growing this queue.
  */
 const CTRL_LIMIT = 16;
+/** A pass that answered this many responses waits GATHER_MS before the next one. */
+const GATHER_AFTER = 64;
+const GATHER_MS = 5;
 /** Responses per batch (the gRPC layer writes a batch as one buffer). */
 const MAX_BATCH = 128;
 
@@ -140,6 +143,9 @@ class WatchStream {
           // Many watchers answered at once go out as batches (one write each on gRPC).
           if (out.length === 1) yield out[0];
           else for (let i = 0; i < out.length; i += MAX_BATCH) yield responseBatch(out.slice(i, i + MAX_BATCH));
+          // A heavy fan-out pass: let the next revisions gather for a moment, so each watcher
+          // gets them joined in one response (as etcd's lagging watchers do) instead of one each.
+          if (out.length >= GATHER_AFTER) await Bun.sleep(GATHER_MS);
           continue;
         }
         // As etcd: a client that only half-closes keeps getting events until it goes away.
