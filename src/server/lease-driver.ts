@@ -268,7 +268,7 @@ export class LeaseDriver {
   /** Queues a keep-alive for the leader; resolves with its TTL, "notFound", or undefined to retry. */
   private forwardRenew(id: bigint): Promise<number | "notFound" | undefined> {
     return new Promise((resolve) => {
-      if (this.renewBatch.length === 0) setImmediate(() => this.flushRenewals());
+      if (this.renewBatch.length === 0) queueMicrotask(() => this.flushRenewals());
       this.renewBatch.push({ id, resolve });
     });
   }
