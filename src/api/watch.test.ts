@@ -232,7 +232,7 @@ test("responses assembled from encoded parts are byte for byte protobuf-es's (id
   t.createReq({ key: enc("e"), rangeEnd: enc("f"), watchId: 7777n, startRevision: 1n });
   await t.settle(50);
   const withEvents = t.got.filter((r) => r.events.length > 0);
-  expect(withEvents.length).toBeGreaterThan(1000);
+  expect(withEvents.length).toBeGreaterThan(300); // at least one per watcher (gathering joins revisions)
   expect(t.encodedChecked).toBe(withEvents.length);
   await t.stop();
 });

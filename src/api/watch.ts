@@ -47,9 +47,10 @@ const DEFAULT_PROGRESS_MS = 10 * 60 * 1000;
  * so a client that only writes is held back by flow control instead of growing this queue.
  */
 const CTRL_LIMIT = 16;
-/** A pass that answered this many responses waits GATHER_MS before the next one. */
+/** A pass that answered this many responses within SUSTAINED_MS of another waits GATHER_MS before the next. */
 const GATHER_AFTER = 64;
-const GATHER_MS = 5;
+const SUSTAINED_MS = 50;
+const GATHER_MS = 20;
 /** Responses per batch (the gRPC layer writes a batch as one buffer). */
 const MAX_BATCH = 128;
 
@@ -109,6 +110,8 @@ class WatchStream {
   private ready = new Set<Entry>();
   private nextId = 0n;
   private wake: (() => void) | undefined;
+  /** When the last pass of GATHER_AFTER or more responses ran (performance.now()). */
+  private lastHeavyPass = -Infinity;
   /** The request reader waiting for room in `ctrl`. */
   private ctrlRoom: (() => void) | undefined;
   private failure: unknown;
@@ -143,9 +146,15 @@ class WatchStream {
           // Many watchers answered at once go out as batches (one write each on gRPC).
           if (out.length === 1) yield out[0];
           else for (let i = 0; i < out.length; i += MAX_BATCH) yield responseBatch(out.slice(i, i + MAX_BATCH));
-          // A heavy fan-out pass: let the next revisions gather for a moment, so each watcher
-          // gets them joined in one response (as etcd's lagging watchers do) instead of one each.
-          if (out.length >= GATHER_AFTER) await Bun.sleep(GATHER_MS);
+          // Sustained heavy fan-out (a second pass of many responses soon after another): let
+          // the next revisions gather for a moment, so each watcher gets them joined in one
+          // response (as etcd's lagging watchers get batches) instead of one response each.
+          if (out.length >= GATHER_AFTER) {
+            const now = performance.now();
+            const sustained = now - this.lastHeavyPass < SUSTAINED_MS;
+            this.lastHeavyPass = now;
+            if (sustained) await Bun.sleep(GATHER_MS);
+          }
           continue;
         }
         // As etcd: a client that only half-closes keeps getting events until it goes away.
