@@ -26,20 +26,6 @@ export const ENCODED: unique symbol = Symbol("tsetcd.encoded");
 /** What ENCODED holds: the encoding, or parts whose concatenation is the encoding (shared parts save copies). */
 export type EncodedParts = Uint8Array | readonly Uint8Array[];
 
-/** The encoding as one buffer. */
-export function joinParts(parts: EncodedParts): Uint8Array {
-  if (parts instanceof Uint8Array) return parts;
-  let size = 0;
-  for (const p of parts) size += p.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /**
  * A streaming method may yield several responses at once as a batch (many watchers answered
  * for one revision): the gRPC layer writes them with one write, other transports take them

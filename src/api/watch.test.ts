@@ -3,13 +3,18 @@
 import { expect, test } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ResponseHeaderSchema, type WatchRequest, type WatchResponse, WatchCreateRequest_FilterType, WatchResponseSchema } from "../gen/etcdserverpb/rpc_pb.js";
-import { ENCODED, type EncodedParts, joinParts, unbatched } from "./context.js";
+import { ENCODED, type EncodedParts, unbatched } from "./context.js";
 import { MemoryKvBackend } from "../mvcc/memory-backend.js";
 import { MvccStore } from "../mvcc/store.js";
 import { dec, enc, putReq } from "../mvcc/test-support.js";
 import { TxnRequestSchema } from "../gen/etcdserverpb/rpc_pb.js";
 import { storeSource, WatchHub } from "../watch/hub.js";
 import { watchService } from "./watch.js";
+
+/** An encoding given as parts, joined. */
+function joinParts(parts: EncodedParts): Uint8Array {
+  return parts instanceof Uint8Array ? parts : Buffer.concat(parts as Uint8Array[]);
+}
 
 function setup(extra: { maxRequestBytes?: number; progressIntervalMs?: number } = {}) {
   const store = new MvccStore(new MemoryKvBackend());

@@ -73,12 +73,3 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
   }
   return out;
 }
-
-/** Frames one encoded message (uncompressed). */
-export function encodeFrame(message: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + message.length);
-  out[0] = 0;
-  out.writeUInt32BE(message.length, 1);
-  out.set(message, 5);
-  return out;
-}
