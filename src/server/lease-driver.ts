@@ -6,7 +6,7 @@
 //
 // Peer wire format (ours; tsetcd members only talk to tsetcd members):
 //   POST /leases           body LeaseRenewBatch         → 200 LeaseRenewResults (a TTL, NOT_FOUND
-//                          or RETRY per id: the keep-alives that reached the follower in one turn)
+//                          or RETRY per id: the keep-alives that reached the follower together)
 //   POST /leases/internal  body LeaseTimeToLiveRequest  → 200 LeaseTimeToLiveResponse, or 404
 //                          "lease not found"
 //   503 "not leader" from a member that is not (yet) the serving leader.
@@ -72,7 +72,7 @@ export class LeaseDriver {
   private resetBatch: { ids: Set<bigint>; done: Promise<boolean> } | undefined;
   /** Connections to the leader for forwarded requests (one per keep-alive would triple their cost). */
   private readonly pool = new PeerSessionPool();
-  /** Keep-alives to forward, sent together once the event loop turns. */
+  /** Keep-alives to forward, sent together at the end of the current microtask checkpoint. */
   private renewBatch: Array<{ id: bigint; resolve: (r: number | "notFound" | undefined) => void }> = [];
 
   constructor(

@@ -171,7 +171,7 @@ export const ClusterVersionSchema: GenMessage<ClusterVersion> = /*@__PURE__*/
 
 /**
  * A follower's keep-alives forwarded to the leader in one peer request (POST /leases/batch):
- * every renewal that arrived within one event-loop turn.
+ * the renewals that arrived together (within one microtask checkpoint).
  *
  * @generated from message tsetcdpb.LeaseRenewBatch
  */
