@@ -15,7 +15,7 @@
 import { fromJson, toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { STATUS_CODES } from "node:http";
 import type { Context } from "hono";
-import { quoteLargeIntegers } from "./json-int64.js";
+import { parseJsonExact } from "./json-int64.js";
 import { Code } from "../errors.js";
 import { type CallContext, type ServiceImpl, unbatched } from "./context.js";
 import { statusOf } from "./grpc/status.js";
@@ -207,7 +207,7 @@ export async function* jsonObjects<I extends DescMessage>(
         else if (ch === "}" || ch === "]") {
           depth--;
           if (depth === 0) {
-            const json = JSON.parse(quoteLargeIntegers(buf));
+            const json = parseJsonExact(buf);
             buf = "";
             yield fromJson(schema, json, { ignoreUnknownFields: true });
           }

@@ -17,11 +17,18 @@ import { lockService } from "./lock.js";
 import { electionService } from "./election.js";
 
 export function allServices(member: Member, opts: { maxTxnOps: number; watchProgressNotifyIntervalMs?: number; stopping?: AbortSignal }): ServiceRegistration[] {
+  const watchDeps = {
+    hub: member.watchHub,
+    header: (rev: number) => member.header(rev),
+    maxRequestBytes: member.config.maxRequestBytes,
+    progressIntervalMs: opts.watchProgressNotifyIntervalMs,
+    stopping: opts.stopping,
+  };
   const services: ServiceRegistration[] = [
     { service: KV, impl: kvService(member, opts.maxTxnOps) },
     { service: Maintenance, impl: maintenanceService(member) },
-    { service: Watch, impl: watchService({ hub: member.watchHub, header: (rev) => member.header(rev), maxRequestBytes: member.config.maxRequestBytes, progressIntervalMs: opts.watchProgressNotifyIntervalMs, stopping: opts.stopping }) },
-    { service: WatchStream, impl: watchStreamService({ hub: member.watchHub, header: (rev) => member.header(rev), maxRequestBytes: member.config.maxRequestBytes, progressIntervalMs: opts.watchProgressNotifyIntervalMs, stopping: opts.stopping }) },
+    { service: Watch, impl: watchService(watchDeps) },
+    { service: WatchStream, impl: watchStreamService(watchDeps) },
     { service: Lease, impl: leaseService(member) },
     { service: Cluster, impl: clusterService(member.clusterOps, () => member.header()) },
     { service: Auth, impl: {} },

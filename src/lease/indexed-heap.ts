@@ -18,15 +18,6 @@ export class IndexedHeap {
     return this.slots.length;
   }
 
-  has(id: bigint): boolean {
-    return this.pos.has(id);
-  }
-
-  timeOf(id: bigint): number | undefined {
-    const i = this.pos.get(id);
-    return i === undefined ? undefined : this.slots[i].time;
-  }
-
   /** Adds `id` at `time`, or moves it there. */
   set(id: bigint, time: number): void {
     const i = this.pos.get(id);

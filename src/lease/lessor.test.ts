@@ -8,7 +8,8 @@ import { Errors } from "../errors.js";
 import { MemoryKvBackend } from "../mvcc/memory-backend.js";
 import { MvccStore } from "../mvcc/store.js";
 import { IndexedHeap } from "./indexed-heap.js";
-import { Lessor, MAX_LEASE_TTL, keyString } from "./lessor.js";
+import { Lessor, MAX_LEASE_TTL } from "./lessor.js";
+import { bytesToKeyString as keyString } from "../mvcc/key-range.js";
 import { MemoryLeaseBackend } from "./sqlite-lease-backend.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);

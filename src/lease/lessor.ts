@@ -20,6 +20,7 @@
 // caller does that (needsReset), as etcd's Renew does.
 import { Errors } from "../errors.js";
 import { IndexedHeap } from "./indexed-heap.js";
+import { bytesToKeyString as keyString } from "../mvcc/key-range.js";
 
 /** etcd's MaxLeaseTTL (seconds). */
 export const MAX_LEASE_TTL = 9_000_000_000;
@@ -304,10 +305,6 @@ function record(l: Lease): LeaseRecord {
   return { id: l.id, ttl: l.ttl, remainingTtl: l.remainingTtl };
 }
 
-/** Key bytes as a string that sorts like the bytes. */
-export function keyString(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
-}
 
 /** A lessor invariant does not hold: a bug, never a client error. */
 function invariant(cond: boolean, what: string): asserts cond {

@@ -179,8 +179,8 @@ export class LeaseDriver {
   }
 
   /** On the leader: waits for what a renewal depends on, then renews. */
-  private async renewHere(id: bigint, deadline: number): Promise<number | "notFound" | "notPrimary"> {
-    await this.host.waitApplied();
+  private async renewHere(id: bigint, deadline: number, applied = false): Promise<number | "notFound" | "notPrimary"> {
+    if (!applied) await this.host.waitApplied();
     for (;;) {
       if (performance.now() >= deadline) throw Errors.timeout();
       if (!this.host.isLeader()) return "notPrimary";
@@ -319,9 +319,10 @@ export class LeaseDriver {
       if (req.path === LEASE_RENEW_PATH) {
         const { ids } = fromBinary(LeaseRenewBatchSchema, req.body);
         if (ids.length > MAX_RENEW_BATCH) return text(413, "too many leases in one batch\n");
+        await this.host.waitApplied(); // once for the whole batch
         const ttls = await Promise.all(
           ids.map((id) =>
-            this.renewHere(id, deadline).then(
+            this.renewHere(id, deadline, true).then(
               (r) => (r === "notFound" ? RENEW_NOT_FOUND : r === "notPrimary" ? RENEW_RETRY : BigInt(r)),
               () => RENEW_RETRY,
             ),

@@ -87,3 +87,23 @@ test("install of a late copy snapshots beyond the log in the same transaction", 
   expect(fatals).toEqual([]);
   expect(await get(R, "late24", true)).toBe("v");
 }, 30000);
+
+// The member wires the lease driver's leader-only proposals through to propose() (a wrapper that
+// dropped the options once made expiry revokes ordinary proposals, queued for the next leader).
+test("lease expiry is proposed leader-only", async () => {
+  const { members, fatals } = await newCluster(1);
+  const [m] = members;
+  await until(() => m.isLeader() && m.lessor.isPrimary, 10000, "leader with a promoted lessor");
+  const seen: Array<{ kind: string; leaderOnly: boolean }> = [];
+  const original = m.propose.bind(m);
+  m.propose = ((request: any, opts: any = {}) => {
+    seen.push({ kind: request.case, leaderOnly: opts.leaderOnly === true });
+    return original(request, opts);
+  }) as typeof m.propose;
+  await m.propose({ case: "leaseGrant", value: { ID: 77n, TTL: 1n } as any });
+  await until(() => !m.lessor.exists(77n), 5000, "the lease expired and was revoked");
+  expect(seen).toContainEqual({ kind: "leaseRevoke", leaderOnly: true });
+  expect(seen.filter((s) => s.kind === "leaseRevoke").every((s) => s.leaderOnly)).toBe(true);
+  expect(fatals).toEqual([]);
+  await m.stop();
+}, 20000);

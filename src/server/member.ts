@@ -304,7 +304,8 @@ export class Member {
       onPeerRequest: (req) => this.peerRequest(req),
     });
     this.leases = new LeaseDriver(this.lessor, {
-      propose: (r) => this.propose(r),
+      // Both arguments: the driver's expiry and checkpoint proposals are leader-only.
+      propose: (r, opts) => this.propose(r, opts),
       isLeader: () => this.isLeader() && !this.stopped,
       leaderPeerUrls: () => (this.lead === 0n ? undefined : this.membership.get(this.lead)?.peerURLs),
       waitApplied: () => this.waitApplied(),

@@ -181,6 +181,17 @@ export class PeerSessionPool {
     return p;
   }
 
+  /** Forgets (and closes) `origin`'s connection if it is still `session`. */
+  drop(origin: string, session: ClientHttp2Session): void {
+    const p = this.sessions.get(origin);
+    if (p === undefined) return;
+    void p.then((s) => {
+      if (s !== session) return;
+      if (this.sessions.get(origin) === p) this.sessions.delete(origin);
+      s.destroy();
+    }, () => {});
+  }
+
   close(): void {
     this.closed = true;
     for (const p of this.sessions.values()) p.then((s) => s.close(), () => {});
@@ -245,7 +256,11 @@ function requestOnce(url: string, path: string, method: string, opts: PeerReques
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      if (pooled && err !== null) active?.close(constants.NGHTTP2_CANCEL);
+      if (pooled && err !== null) {
+        active?.close(constants.NGHTTP2_CANCEL);
+        // The connection may be half-open (a timeout): the next request dials afresh.
+        if (session !== undefined) opts.pool!.drop(u.origin, session);
+      }
       // A pooled connection outlives the request; a failed stream on it is closed by its own events.
       if (session !== undefined && !pooled) {
         // A clean close when answered; otherwise nothing more is wanted from this connection.
