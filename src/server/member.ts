@@ -217,9 +217,8 @@ export class Member {
       checkpointIntervalMs: config.leaseCheckpointIntervalMs ?? DEFAULT_LEASE_CHECKPOINT_MS,
       now: () => performance.now(),
     });
-    this.store = new MvccStore(new SqliteBackend(db), { leases: this.lessor });
+    this.store = this.openStore();
     this.watchHub = new WatchHub(storeSource(this.store));
-    this.store.onEvents = (rev, evs) => this.watchHub.publish(rev, evs);
     this.alarms = new Alarms(this.meta);
     this.membership = new Membership(db);
     this.quota = config.quotaBackendBytes;
@@ -708,11 +707,17 @@ export class Member {
     // Every in-memory view of the replaced tables is rebuilt from them now, inside the
     // transaction: entries of the same Ready are applied next, and must see the new state.
     this.lessor.reload();
-    this.store = new MvccStore(new SqliteBackend(this.db), { leases: this.lessor });
-    this.store.onEvents = (rev, evs) => this.watchHub.publish(rev, evs);
+    this.store = this.openStore();
     this.watchHub.storeReplaced(storeSource(this.store));
     this.alarms = new Alarms(this.meta);
     this.membership.reload();
+  }
+
+  /** The MVCC store over this member's tables: the lessor indexes its leased keys, the watch hub gets its events. */
+  private openStore(): MvccStore {
+    const store = new MvccStore(new SqliteBackend(this.db), { leases: this.lessor });
+    store.onEvents = (rev, evs) => this.watchHub.publish(rev, evs);
+    return store;
   }
 
   private afterSnapshotInstall(meta: SnapshotMeta, file: string): void {
