@@ -233,3 +233,8 @@ export function commonOptions(): { scale: number; repeat: number; binaries: Reco
   const binaries: Record<Impl, string> = { etcd: ETCD_BIN, tsetcd: option("tsetcd") ?? SUBJECT_BIN };
   return { scale, repeat, binaries, impls: only ? [only] : ["etcd", "tsetcd"] };
 }
+
+/** "- row [impl]: error" lines for every cell of a results table that failed. */
+export function errorNotes(results: Array<Partial<Record<Impl, { error?: string }>>>, rows: Array<{ name: string }>, impls: Impl[]): string[] {
+  return results.flatMap((res, i) => impls.flatMap((impl) => (res[impl]?.error ? [`- ${rows[i]!.name} [${impl}]: ${res[impl]!.error}`] : [])));
+}

@@ -15,6 +15,7 @@ import { ETCDCTL_BIN, REPO_ROOT, isExecutable } from "../test/harness/tools.ts";
 import {
   CLUSTER_HEADING,
   commonOptions,
+  errorNotes,
   type Impl,
   PUT,
   RANGE_L,
@@ -137,9 +138,7 @@ async function main(): Promise<void> {
     await Promise.all(Object.values(members).map((m) => m?.stop()));
   }
 
-  const notes = results.flatMap((res, i) =>
-    impls.flatMap((impl) => (res[impl]?.error ? [`- ${ROWS[i]!.name} [${impl}]: ${res[impl]!.error}`] : [])),
-  );
+  const notes = errorNotes(results, ROWS, impls);
   const doc = [
     "# Benchmark: tsetcd vs etcd",
     "",

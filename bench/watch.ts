@@ -12,7 +12,7 @@
 import { writeFileSync } from "node:fs";
 import { type Member, startMember } from "../test/harness/server.ts";
 import { isExecutable } from "../test/harness/tools.ts";
-import { type Impl, RAW_DIR, commonOptions, cpuSeconds, ensureBenchmark, fmt, loadAverage, machineInfo, option, ratio, runBenchmark } from "./lib.ts";
+import { type Impl, RAW_DIR, commonOptions, cpuSeconds, errorNotes, ensureBenchmark, fmt, loadAverage, machineInfo, option, ratio, runBenchmark } from "./lib.ts";
 
 interface WatchRow {
   name: string;
@@ -146,9 +146,7 @@ async function main(): Promise<void> {
     await Promise.all(Object.values(members).map((m) => m?.stop()));
   }
 
-  const notes = results.flatMap((res, i) =>
-    impls.flatMap((impl) => (res[impl]?.error ? [`- ${ROWS[i]!.name} [${impl}]: ${res[impl]!.error}`] : [])),
-  );
+  const notes = errorNotes(results, ROWS, impls);
   const doc = [
     "# Watch benchmark: tsetcd vs etcd",
     "",
