@@ -125,7 +125,10 @@ function recordIncident(impl: Impl, c: Cluster, since: Map<ClusterMember, number
 
 // ---- benchmark rows ------------------------------------------------------------------------
 
-const shortError = (e: unknown) => String((e as Error)?.message ?? e).split("\n")[0]!.slice(0, 160);
+const shortError = (e: unknown) =>
+  String((e as Error)?.message ?? e)
+    .split("\n")[0]!
+    .slice(0, 160);
 
 async function leaderOf(c: Cluster): Promise<ClusterMember> {
   return (await c.waitLeader({ timeoutMs: 20_000 })).leader;
@@ -143,9 +146,17 @@ async function runRow(bench: string, c: Cluster, r: Row, impl: Impl, index: numb
     return b == null || a == null ? null : ((a - b) * 1e6) / total;
   };
   const li = c.members.indexOf(leader);
-  const followers = c.members.map((_, i) => i).filter((i) => i !== li).map(perReq);
+  const followers = c.members
+    .map((_, i) => i)
+    .filter((i) => i !== li)
+    .map(perReq);
   const followerCpu = followers.every((x) => x !== null) ? followers.reduce((s, x) => s! + x!, 0)! / followers.length : null;
-  const m: Measurement = { ...res, leaderCpu: res.reqPerSec === null ? null : perReq(li), followerCpu: res.reqPerSec === null ? null : followerCpu, leader: leader.name };
+  const m: Measurement = {
+    ...res,
+    leaderCpu: res.reqPerSec === null ? null : perReq(li),
+    followerCpu: res.reqPerSec === null ? null : followerCpu,
+    leader: leader.name,
+  };
 
   let leaderAfter: string;
   try {
@@ -271,8 +282,7 @@ async function failover(c: Cluster, impl: Impl, run: number): Promise<Failover> 
 // ---- output --------------------------------------------------------------------------------
 
 const ms = (s: number | null | undefined) => (s === null || s === undefined ? null : s * 1000);
-const lat = (m: Measurement | undefined) =>
-  m?.reqPerSec ? `${fmt(ms(m.latency.p50), 1)} / ${fmt(ms(m.latency.p99), 1)}` : "—";
+const lat = (m: Measurement | undefined) => (m?.reqPerSec ? `${fmt(ms(m.latency.p50), 1)} / ${fmt(ms(m.latency.p99), 1)}` : "—");
 
 function median(xs: number[]): number | null {
   if (xs.length === 0) return null;
@@ -419,7 +429,9 @@ async function main(): Promise<void> {
   const doc = report(results, fo, startLoad);
   writeSection(outFile, CLUSTER_HEADING, doc);
   console.log(`\n${doc}`);
-  console.log(`written to ${outFile} (section "${CLUSTER_HEADING}") in ${Math.round((Date.now() - started) / 1000)} s; raw output and member logs in ${RAW_DIR}/`);
+  console.log(
+    `written to ${outFile} (section "${CLUSTER_HEADING}") in ${Math.round((Date.now() - started) / 1000)} s; raw output and member logs in ${RAW_DIR}/`,
+  );
 }
 
 await main();

@@ -77,11 +77,41 @@ for (const [name, m] of [
   if (!Bun.deepEquals(ours, theirs)) throw new Error("encodings differ");
   const size = ours.length;
   console.log(`\n${name}: ${size} bytes`);
-  row("tsetcd codec", "encode", size, measure(() => encodeMessage(m).length));
-  row("tsetcd codec", "decode", size, measure(() => decodeMessage(ours).entries.length));
-  row("tsetcd codec", "encode+decode", size, measure(() => decodeMessage(encodeMessage(m)).entries.length));
-  row("protobuf-es", "encode", size, measure(() => toBinary(PbMessageSchema, pb).length));
-  row("protobuf-es", "decode", size, measure(() => fromBinary(PbMessageSchema, theirs).entries.length));
-  row("protobuf-es", "encode+decode", size, measure(() => fromBinary(PbMessageSchema, toBinary(PbMessageSchema, pb)).entries.length));
+  row(
+    "tsetcd codec",
+    "encode",
+    size,
+    measure(() => encodeMessage(m).length),
+  );
+  row(
+    "tsetcd codec",
+    "decode",
+    size,
+    measure(() => decodeMessage(ours).entries.length),
+  );
+  row(
+    "tsetcd codec",
+    "encode+decode",
+    size,
+    measure(() => decodeMessage(encodeMessage(m)).entries.length),
+  );
+  row(
+    "protobuf-es",
+    "encode",
+    size,
+    measure(() => toBinary(PbMessageSchema, pb).length),
+  );
+  row(
+    "protobuf-es",
+    "decode",
+    size,
+    measure(() => fromBinary(PbMessageSchema, theirs).entries.length),
+  );
+  row(
+    "protobuf-es",
+    "encode+decode",
+    size,
+    measure(() => fromBinary(PbMessageSchema, toBinary(PbMessageSchema, pb)).entries.length),
+  );
 }
 if (sink === -1) console.log(sink);

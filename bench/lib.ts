@@ -43,7 +43,10 @@ export const RAW_DIR = join(REPO_ROOT, ".bench-out");
 /** Value of `--name=value` on the command line. */
 export function option(name: string): string | undefined {
   const prefix = `--${name}=`;
-  return process.argv.slice(2).find((a) => a.startsWith(prefix))?.slice(prefix.length);
+  return process.argv
+    .slice(2)
+    .find((a) => a.startsWith(prefix))
+    ?.slice(prefix.length);
 }
 
 // ---- processes -----------------------------------------------------------------------------
@@ -138,9 +141,7 @@ export async function runBenchmark(
 // ---- output --------------------------------------------------------------------------------
 
 export const fmt = (n: number | null | undefined, digits = 0) =>
-  n === null || n === undefined || !Number.isFinite(n)
-    ? "—"
-    : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  n === null || n === undefined || !Number.isFinite(n) ? "—" : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /** "1.35x" = a ÷ b, or "—". */
 export function ratio(a: number | null | undefined, b: number | null | undefined): string {
@@ -205,7 +206,8 @@ export function writeSection(file: string, heading: string, body: string): void 
   const old = existsSync(file) ? readFileSync(file, "utf8") : "";
   const b = sectionBounds(old, heading);
   const block = body.endsWith("\n") ? body : `${body}\n`;
-  const text = b === null ? `${old.replace(/\n*$/, old ? "\n\n" : "")}${block}` : `${old.slice(0, b[0])}${block}${b[1] < old.length ? "\n" : ""}${old.slice(b[1])}`;
+  const text =
+    b === null ? `${old.replace(/\n*$/, old ? "\n\n" : "")}${block}` : `${old.slice(0, b[0])}${block}${b[1] < old.length ? "\n" : ""}${old.slice(b[1])}`;
   writeFileSync(file, text);
 }
 

@@ -50,7 +50,6 @@ const ALL_ROWS: Row[] = [
   row("lease keep-alive, 1000 clients", 100, 1000, 100_000, LEASE_KEEPALIVE),
 ];
 
-
 interface Measurement {
   reqPerSec: number | null;
   cpuUsPerReq: number | null;
@@ -90,14 +89,13 @@ async function runOne(bench: string, member: Member, r: Row, impl: Impl, index: 
 // ---- table ---------------------------------------------------------------------------------
 
 function table(results: Array<Partial<Record<Impl, Measurement>>>): string[] {
-  const lines = [
-    "| test | etcd req/s | tsetcd req/s | ratio | etcd CPU µs/req | tsetcd CPU µs/req |",
-    "| --- | ---: | ---: | ---: | ---: | ---: |",
-  ];
+  const lines = ["| test | etcd req/s | tsetcd req/s | ratio | etcd CPU µs/req | tsetcd CPU µs/req |", "| --- | ---: | ---: | ---: | ---: | ---: |"];
   ROWS.forEach((r, i) => {
     const e = results[i]?.etcd;
     const t = results[i]?.tsetcd;
-    lines.push(`| ${r.name} | ${fmt(e?.reqPerSec)} | ${fmt(t?.reqPerSec)} | ${ratio(t?.reqPerSec, e?.reqPerSec)} | ${fmt(e?.cpuUsPerReq, 1)} | ${fmt(t?.cpuUsPerReq, 1)} |`);
+    lines.push(
+      `| ${r.name} | ${fmt(e?.reqPerSec)} | ${fmt(t?.reqPerSec)} | ${ratio(t?.reqPerSec, e?.reqPerSec)} | ${fmt(e?.cpuUsPerReq, 1)} | ${fmt(t?.cpuUsPerReq, 1)} |`,
+    );
   });
   return lines;
 }

@@ -97,7 +97,7 @@ async function stream(name: string, make: (i: number) => Message, window: number
   if (sent - sentBase !== count) throw new Error("lost messages");
   console.log(
     `${name.padEnd(34)} ${(count / secs).toFixed(0).padStart(8)} msg/s ${((count * bytesPer) / secs / 1e6).toFixed(1).padStart(8)} MB/s` +
-      `   ${bytesPer} B/msg, CPU ${(((cpu.user + cpu.system) / count)).toFixed(2)} us/msg`,
+      `   ${bytesPer} B/msg, CPU ${((cpu.user + cpu.system) / count).toFixed(2)} us/msg`,
   );
 }
 
@@ -125,10 +125,20 @@ async function snapshot(size: number): Promise<void> {
   const start = performance.now();
   const ok = await new Promise<boolean>((r) => {
     snapStatus.push(r);
-    a.send([msg({ type: MessageType.Snap, from: 1n, to: 2n, term: 1, snapshot: { meta: { index: 1, term: 1, confState: { voters: [1n, 2n], learners: [] } }, data: new Uint8Array(0) } })]);
+    a.send([
+      msg({
+        type: MessageType.Snap,
+        from: 1n,
+        to: 2n,
+        term: 1,
+        snapshot: { meta: { index: 1, term: 1, confState: { voters: [1n, 2n], learners: [] } }, data: new Uint8Array(0) },
+      }),
+    ]);
   });
   const secs = (performance.now() - start) / 1000;
-  console.log(`${`snapshot ${size >> 20} MiB (fsync + rename)`.padEnd(34)} ${ok ? "ok" : "FAILED"} ${(size / secs / 1e6).toFixed(0).padStart(8)} MB/s   ${(secs * 1000).toFixed(0)} ms`);
+  console.log(
+    `${`snapshot ${size >> 20} MiB (fsync + rename)`.padEnd(34)} ${ok ? "ok" : "FAILED"} ${(size / secs / 1e6).toFixed(0).padStart(8)} MB/s   ${(secs * 1000).toFixed(0)} ms`,
+  );
 }
 
 console.log(`transport, ${useTls ? "TLS" : "h2c"}, ${SECONDS} s per row, Bun ${Bun.version}`);

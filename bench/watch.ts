@@ -12,7 +12,20 @@
 import { writeFileSync } from "node:fs";
 import { type Member, startMember } from "../test/harness/server.ts";
 import { isExecutable } from "../test/harness/tools.ts";
-import { type Impl, RAW_DIR, commonOptions, cpuSeconds, errorNotes, ensureBenchmark, fmt, loadAverage, machineInfo, option, ratio, runBenchmark } from "./lib.ts";
+import {
+  type Impl,
+  RAW_DIR,
+  commonOptions,
+  cpuSeconds,
+  errorNotes,
+  ensureBenchmark,
+  fmt,
+  loadAverage,
+  machineInfo,
+  option,
+  ratio,
+  runBenchmark,
+} from "./lib.ts";
 
 interface WatchRow {
   name: string;
@@ -48,11 +61,7 @@ function watchRow(name: string, keys: number, putTotal: number): WatchRow {
   };
 }
 
-const ROWS: WatchRow[] = [
-  watchRow("1 key, 1000 watchers on 10 streams", 1, 1_000),
-  watchRow("100 keys, 10 watchers each (1000 on 10 streams)", 100, 10_000),
-];
-
+const ROWS: WatchRow[] = [watchRow("1 key, 1000 watchers on 10 streams", 1, 1_000), watchRow("100 keys, 10 watchers each (1000 on 10 streams)", 100, 10_000)];
 
 interface Measurement {
   eventsPerSec: number | null;

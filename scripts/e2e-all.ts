@@ -20,7 +20,10 @@ const GO_TIMEOUT_SEC = 3600;
 
 function option(name: string): string | undefined {
   const prefix = `--${name}=`;
-  return process.argv.slice(2).find((a) => a.startsWith(prefix))?.slice(prefix.length);
+  return process.argv
+    .slice(2)
+    .find((a) => a.startsWith(prefix))
+    ?.slice(prefix.length);
 }
 
 async function listTests(run: string): Promise<string[]> {

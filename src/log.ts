@@ -31,11 +31,21 @@ class Logger {
     for (const sink of this.sinks) sink(line);
   }
 
-  debug(msg: string, fields?: Record<string, unknown>) { this.write("debug", msg, fields); }
-  info(msg: string, fields?: Record<string, unknown>) { this.write("info", msg, fields); }
-  warn(msg: string, fields?: Record<string, unknown>) { this.write("warn", msg, fields); }
-  error(msg: string, fields?: Record<string, unknown>) { this.write("error", msg, fields); }
-  isDebug(): boolean { return this.min <= RANK.debug; }
+  debug(msg: string, fields?: Record<string, unknown>) {
+    this.write("debug", msg, fields);
+  }
+  info(msg: string, fields?: Record<string, unknown>) {
+    this.write("info", msg, fields);
+  }
+  warn(msg: string, fields?: Record<string, unknown>) {
+    this.write("warn", msg, fields);
+  }
+  error(msg: string, fields?: Record<string, unknown>) {
+    this.write("error", msg, fields);
+  }
+  isDebug(): boolean {
+    return this.min <= RANK.debug;
+  }
 }
 
 function bigintSafe(_key: string, value: unknown): unknown {

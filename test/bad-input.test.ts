@@ -26,7 +26,10 @@ async function snapshot() {
 }
 
 async function expectRpcError(call: Promise<unknown>, code: number, message: string | RegExp) {
-  const err = await call.then(() => undefined, (e) => e);
+  const err = await call.then(
+    () => undefined,
+    (e) => e,
+  );
   expect(err).toBeInstanceOf(ConnectError);
   expect((err as ConnectError).code).toBe(code);
   if (typeof message === "string") expect((err as ConnectError).rawMessage).toBe(message);

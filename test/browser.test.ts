@@ -32,7 +32,15 @@ beforeAll(async () => {
   });
   browser = await chromium.launch({
     executablePath: CHROMIUM_BIN,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
 }, 60_000);
 
@@ -43,16 +51,20 @@ afterAll(async () => {
   if (bundleDir) rmSync(bundleDir, { recursive: true, force: true });
 });
 
-test.skipIf(!haveChromium)("a browser page does a gRPC-Web Put and Range", async () => {
-  const page = await browser!.newPage();
-  await page.goto(`http://127.0.0.1:${pageServer!.port}/?member=${encodeURIComponent(member.clientUrl)}`);
-  await page.waitForFunction(() => document.getElementById("out")?.textContent !== "pending", undefined, { timeout: 15_000 });
-  const text = (await page.textContent("#out")) ?? "";
-  expect(text.startsWith("ERROR")).toBe(false);
-  const out = JSON.parse(text);
-  expect(out.value).toBe("hello from chromium");
-  expect(out.modRevision).toBe(out.putRevision);
-  // The browser's write is the same data every gRPC client sees.
-  const r = await grpcClient(member.clientUrl).kv.range({ key: enc("browser/key") });
-  expect(dec(r.kvs[0].value)).toBe("hello from chromium");
-}, 60_000);
+test.skipIf(!haveChromium)(
+  "a browser page does a gRPC-Web Put and Range",
+  async () => {
+    const page = await browser!.newPage();
+    await page.goto(`http://127.0.0.1:${pageServer!.port}/?member=${encodeURIComponent(member.clientUrl)}`);
+    await page.waitForFunction(() => document.getElementById("out")?.textContent !== "pending", undefined, { timeout: 15_000 });
+    const text = (await page.textContent("#out")) ?? "";
+    expect(text.startsWith("ERROR")).toBe(false);
+    const out = JSON.parse(text);
+    expect(out.value).toBe("hello from chromium");
+    expect(out.modRevision).toBe(out.putRevision);
+    // The browser's write is the same data every gRPC client sees.
+    const r = await grpcClient(member.clientUrl).kv.range({ key: enc("browser/key") });
+    expect(dec(r.kvs[0].value)).toBe("hello from chromium");
+  },
+  60_000,
+);

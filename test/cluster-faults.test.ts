@@ -123,7 +123,9 @@ describe.skipIf(!haveTools)("faults", () => {
       ),
     );
     const viaCtl = await old.ctl(["get", "k", "--print-value-only"]);
-    console.log(`reads through the resumed old leader: ${JSON.stringify(reads)}; etcdctl: ${JSON.stringify([viaCtl.code, viaCtl.stdout, viaCtl.stderr.trim().split("\n").pop()])}`);
+    console.log(
+      `reads through the resumed old leader: ${JSON.stringify(reads)}; etcdctl: ${JSON.stringify([viaCtl.code, viaCtl.stdout, viaCtl.stderr.trim().split("\n").pop()])}`,
+    );
     for (const r of reads) expect(r === "new" || r.startsWith("error: ")).toBe(true);
     expect(viaCtl.code === 0 ? viaCtl.stdout : "new\n").toBe("new\n");
     // It is a follower of the new leader now.
@@ -161,7 +163,9 @@ describe.skipIf(!haveTools)("faults", () => {
       minority.client.kv.put({ key: enc("k"), value: enc("v4") }, { timeoutMs: 3000 }).catch((e: unknown) => (grpcPut = (e as Error).message)),
     ]);
     const last = (s: string) => s.trim().split("\n").pop();
-    console.log(`minority ${minority.name}: put -> ${put.code} ${JSON.stringify(last(put.stderr))}; get -l -> ${lget.code} ${JSON.stringify(last(lget.stderr))}; get -s -> ${sget.code} ${JSON.stringify(sget.stdout)}; grpc put -> ${grpcPut}`);
+    console.log(
+      `minority ${minority.name}: put -> ${put.code} ${JSON.stringify(last(put.stderr))}; get -l -> ${lget.code} ${JSON.stringify(last(lget.stderr))}; get -s -> ${sget.code} ${JSON.stringify(sget.stdout)}; grpc put -> ${grpcPut}`,
+    );
     expect(put.code).not.toBe(0);
     expect(put.stdout).toBe("");
     expect(lget.code).not.toBe(0);

@@ -16,13 +16,7 @@ import { checkLinearizable } from "../src/raft/linearizability/check.ts";
 import type { Operation } from "../src/raft/linearizability/history.ts";
 import { kvModel, type KvInput, type KvOutput } from "../src/raft/linearizability/model.ts";
 import { mulberry32, randInt } from "../src/testing/prng.ts";
-import {
-  CompareSchema,
-  Compare_CompareResult,
-  Compare_CompareTarget,
-  PutRequestSchema,
-  RequestOpSchema,
-} from "../src/gen/etcdserverpb/rpc_pb.js";
+import { CompareSchema, Compare_CompareResult, Compare_CompareTarget, PutRequestSchema, RequestOpSchema } from "../src/gen/etcdserverpb/rpc_pb.js";
 
 const haveTools = requireTools([CLUSTER_BIN, ETCDCTL_BIN]);
 const NEMESIS_MS = Number(process.env.CLUSTER_HISTORY_MS ?? 25_000);
@@ -153,9 +147,7 @@ describe.skipIf(!haveTools)("history", () => {
     await Promise.all(clients);
 
     const byKind = (k: KvInput["op"]) => history.filter((o) => o.input.op === k && o.ret !== undefined).length;
-    console.log(
-      `${history.length} operations: ${acked} answered (${byKind("get")} get, ${byKind("put")} put, ${byKind("cas")} cas), ${failed} unknown`,
-    );
+    console.log(`${history.length} operations: ${acked} answered (${byKind("get")} get, ${byKind("put")} put, ${byKind("cas")} cas), ${failed} unknown`);
     // Enough for the check to mean something: successes of every kind on every key.
     expect(acked).toBeGreaterThan(500);
     for (const k of ["get", "put", "cas"] as const) expect(byKind(k)).toBeGreaterThan(50);

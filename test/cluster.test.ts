@@ -43,7 +43,16 @@ async function checkViews(c: Cluster): Promise<void> {
   const es = await c.ctl(["endpoint", "status", "--cluster", "-w", "table"]);
   expect(es.code).toBe(0);
   expect(parseTable(es.stdout)[0]).toEqual([
-    "ENDPOINT", "ID", "VERSION", "DB SIZE", "IS LEADER", "IS LEARNER", "RAFT TERM", "RAFT INDEX", "RAFT APPLIED INDEX", "ERRORS",
+    "ENDPOINT",
+    "ID",
+    "VERSION",
+    "DB SIZE",
+    "IS LEADER",
+    "IS LEARNER",
+    "RAFT TERM",
+    "RAFT INDEX",
+    "RAFT APPLIED INDEX",
+    "ERRORS",
   ]);
   const st = tableRecords(es.stdout);
   expect(st.length).toBe(3);
@@ -110,7 +119,7 @@ describe.skipIf(!haveEtcd)("same ids as etcd", () => {
 describe.skipIf(!haveTools)("the classic demo", () => {
   test("stop member 2: put via 1, get via 3 works, via 2 fails; restart 2, it serves the value", async () => {
     cluster = await Cluster.start();
-    const [m1, m2, m3] = cluster.members as [typeof cluster.members[0], typeof cluster.members[0], typeof cluster.members[0]];
+    const [m1, m2, m3] = cluster.members as [(typeof cluster.members)[0], (typeof cluster.members)[0], (typeof cluster.members)[0]];
     expect((await m1.ctl(["put", "foo", "bar"])).stdout).toBe("OK\n");
     await m2.stop();
     const put = await m1.ctl(["put", "foo", "baz"]);
@@ -135,7 +144,7 @@ describe.skipIf(!haveTools)("the classic demo", () => {
 describe.skipIf(!haveTools)("peer TLS", () => {
   test("--peer-auto-tls: three members over https peer URLs with generated certificates", async () => {
     cluster = await Cluster.start({ peerScheme: "https", args: ["--peer-auto-tls"] });
-    const [m1, m2, m3] = cluster.members as [typeof cluster.members[0], typeof cluster.members[0], typeof cluster.members[0]];
+    const [m1, m2, m3] = cluster.members as [(typeof cluster.members)[0], (typeof cluster.members)[0], (typeof cluster.members)[0]];
     expect((await m1.ctl(["put", "tls", "yes"])).stdout).toBe("OK\n");
     expect((await m3.ctl(["get", "tls"])).stdout).toBe("tls\nyes\n");
     const list = await m2.ctl(["member", "list"]);

@@ -118,7 +118,7 @@ describe.skipIf(!requireTools([SUBJECT_BIN, ETCD_BIN]))("etcd3 npm client", () =
       let done = 0;
       let refused = 0;
       const worker = async (n: number) => {
-        for (let i = 0; i < 3; ) {
+        for (let i = 0; i < 3;) {
           try {
             await client
               .lock("etcd3-lock")

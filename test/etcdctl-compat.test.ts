@@ -168,12 +168,16 @@ describe.skipIf(!ready)(`etcdctl output: ${SUBJECT_BIN} vs ${ETCD_BIN}`, () => {
   });
 
   for (const c of CASES) {
-    test(label(c), async () => {
-      const opts = c.stdin === undefined ? {} : { stdin: c.stdin };
-      const [a, b] = await Promise.all([etcdctl(ours.clientUrl, c.args, opts), etcdctl(etcd.clientUrl, c.args, opts)]);
-      const view = (r: typeof a) => ({ code: r.code, stdout: normalize(r.stdout), stderr: normalize(r.stderr) });
-      expect({ etcd: b.code }).toEqual({ etcd: c.code ?? 0 });
-      expect(view(a)).toEqual(view(b));
-    }, 20_000);
+    test(
+      label(c),
+      async () => {
+        const opts = c.stdin === undefined ? {} : { stdin: c.stdin };
+        const [a, b] = await Promise.all([etcdctl(ours.clientUrl, c.args, opts), etcdctl(etcd.clientUrl, c.args, opts)]);
+        const view = (r: typeof a) => ({ code: r.code, stdout: normalize(r.stdout), stderr: normalize(r.stderr) });
+        expect({ etcd: b.code }).toEqual({ etcd: c.code ?? 0 });
+        expect(view(a)).toEqual(view(b));
+      },
+      20_000,
+    );
   }
 });

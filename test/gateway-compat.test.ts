@@ -19,11 +19,14 @@ const CASES: [path: string, body: unknown][] = [
   ["/v3/kv/range", { key: b64("foo"), keys_only: true, revision: "2" }],
   ["/v3/kv/range", { key: "" }],
   ["/v3/kv/range", { key: b64("foo"), revision: "1000" }],
-  ["/v3/kv/txn", {
-    compare: [{ key: b64("foo"), result: "EQUAL", target: "VALUE", value: b64("bar") }],
-    success: [{ request_put: { key: b64("foo"), value: b64("new") } }, { request_range: { key: b64("foo") } }],
-    failure: [{ request_delete_range: { key: b64("foo") } }],
-  }],
+  [
+    "/v3/kv/txn",
+    {
+      compare: [{ key: b64("foo"), result: "EQUAL", target: "VALUE", value: b64("bar") }],
+      success: [{ request_put: { key: b64("foo"), value: b64("new") } }, { request_range: { key: b64("foo") } }],
+      failure: [{ request_delete_range: { key: b64("foo") } }],
+    },
+  ],
   ["/v3/kv/txn", { compare: [{ key: b64("foo"), result: "GREATER", target: "VERSION", version: "5" }], failure: [{ request_range: { key: b64("foo2") } }] }],
   ["/v3/kv/deleterange", { key: b64("foo2"), prev_kv: true }],
   ["/v3/kv/compaction", { revision: "3" }],
@@ -46,7 +49,10 @@ const CASES: [path: string, body: unknown][] = [
 
 // Ids derive from the peer URLs, whose ports differ between the two servers.
 const mask = (body: string) =>
-  body.replace(/"(cluster_id|member_id|leader)":"\d+"/g, '"$1":"<id>"').replace(/"version":"3\.\d+\.\d+"/g, '"version":"<v>"').replace(/"(dbSize|dbSizeInUse)":"\d+"/g, '"$1":"<n>"');
+  body
+    .replace(/"(cluster_id|member_id|leader)":"\d+"/g, '"$1":"<id>"')
+    .replace(/"version":"3\.\d+\.\d+"/g, '"version":"<v>"')
+    .replace(/"(dbSize|dbSizeInUse)":"\d+"/g, '"$1":"<n>"');
 
 const ready = requireTools([SUBJECT_BIN, ETCD_BIN]);
 let ours: Member;

@@ -26,7 +26,10 @@ class Run {
     if (opts.uniqueLines) out = [...new Set(out.split("\n"))].join("\n");
     if (opts.sortLines) out = out.split("\n").sort().join("\n");
     // Only etcdctl's final error line: its zap retry warnings carry timings.
-    const err = r.stderr.split("\n").filter((l) => l.startsWith("Error:")).join("\n");
+    const err = r.stderr
+      .split("\n")
+      .filter((l) => l.startsWith("Error:"))
+      .join("\n");
     this.lines.push(`$ ${args.join(" ")}\n${out}${err ? `stderr: ${err}\n` : ""}exit ${r.timedOut ? "killed" : r.code}`);
     return r;
   }
@@ -36,10 +39,22 @@ class Run {
     let text = this.lines.join("\n");
     this.ids.forEach((id, i) => {
       const hex = id.toString(16);
-      text = text.replaceAll(hex.padStart(16, "0"), `<L${i + 1}>`).replaceAll(hex, `<L${i + 1}>`).replaceAll(id.toString(), `<L${i + 1}>`);
+      text = text
+        .replaceAll(hex.padStart(16, "0"), `<L${i + 1}>`)
+        .replaceAll(hex, `<L${i + 1}>`)
+        .replaceAll(id.toString(), `<L${i + 1}>`);
     });
     // etcd lists leases in Go map order (random): compare the JSON list as a set.
-    text = text.replace(/"leases":\[([^\]]*)\]/g, (_, items: string) => `"leases":[${items.split("},{").map((x) => x.replace(/[{}]/g, "")).sort().map((x) => `{${x}}`).join(",")}]`);
+    text = text.replace(
+      /"leases":\[([^\]]*)\]/g,
+      (_, items: string) =>
+        `"leases":[${items
+          .split("},{")
+          .map((x) => x.replace(/[{}]/g, ""))
+          .sort()
+          .map((x) => `{${x}}`)
+          .join(",")}]`,
+    );
     // Attached keys too come from a Go map in etcd.
     text = text.replace(/attached keys\(\[([^\]]*)\]\)/g, (_, ks: string) => `attached keys([${ks.split(" ").sort().join(" ")}])`);
     text = text.replace(/"keys":\[([^\]]*)\]/g, (_, ks: string) => `"keys":[${ks.split(",").sort().join(",")}]`);

@@ -114,7 +114,11 @@ describe.skipIf(!requireTools([SUBJECT_BIN]))("one member", () => {
     expect(gone - granted).toBeGreaterThanOrEqual(5900);
     expect(await exists(c, "long")).toBe(true);
     // Keep-alive works on the restarted member.
-    const ka = c.lease.leaseKeepAlive((async function* () { yield { ID: long.ID }; })());
+    const ka = c.lease.leaseKeepAlive(
+      (async function* () {
+        yield { ID: long.ID };
+      })(),
+    );
     for await (const r of ka) expect(r.TTL).toBe(600n);
   }, 40_000);
 });
@@ -142,7 +146,11 @@ describe.skipIf(!requireTools([CLUSTER_BIN, ETCDCTL_BIN]))("three members", () =
     const ttl = await follower.client.lease.leaseTimeToLive({ ID: lease.ID });
     expect(ttl.grantedTTL).toBe(5n);
     let renewed = 0;
-    for await (const r of follower.client.lease.leaseKeepAlive((async function* () { yield { ID: lease.ID }; })())) {
+    for await (const r of follower.client.lease.leaseKeepAlive(
+      (async function* () {
+        yield { ID: lease.ID };
+      })(),
+    )) {
       expect(r.TTL).toBe(5n);
       renewed = Date.now();
     }
@@ -191,7 +199,12 @@ describe.skipIf(!requireTools([CLUSTER_BIN, ETCDCTL_BIN]))("three members", () =
       expect(Number(ttl.TTL)).toBeGreaterThanOrEqual(11);
     }
     // Renew, then change leaders again at once: the renewal must hold (20 s, not the old checkpoint).
-    for await (const r of leader.client.lease.leaseKeepAlive((async function* () { yield { ID: lease.ID }; })())) expect(r.TTL).toBe(20n);
+    for await (const r of leader.client.lease.leaseKeepAlive(
+      (async function* () {
+        yield { ID: lease.ID };
+      })(),
+    ))
+      expect(r.TTL).toBe(20n);
     leader = await moveLeader(c, leader);
     ttl = await leader.client.lease.leaseTimeToLive({ ID: lease.ID });
     expect(Number(ttl.TTL)).toBeGreaterThanOrEqual(18);

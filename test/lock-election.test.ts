@@ -108,7 +108,10 @@ async function lockScenario(url: string): Promise<string[]> {
   const ac = new AbortController();
   const waitingA = c.lock.lock({ name: enc("lk"), lease: a }, { signal: ac.signal });
   t.add("lock A while B holds", String(await within(waitingA, 500)));
-  t.add("queue", (await c.kv.range({ key: enc("lk/"), rangeEnd: enc("lk0"), keysOnly: true })).kvs.map((kv) => dec(kv.key)));
+  t.add(
+    "queue",
+    (await c.kv.range({ key: enc("lk/"), rangeEnd: enc("lk0"), keysOnly: true })).kvs.map((kv) => dec(kv.key)),
+  );
   ac.abort();
   await waitingA.catch(() => {});
   let keys: string[] = [];
@@ -206,11 +209,14 @@ async function gatewayErrors(url: string): Promise<string[]> {
   }
   // And a lock taken and released (ids masked; the key's lease id too).
   const mask = (t: string) =>
-    t
-      .replace(/"(cluster_id|member_id|raft_term)":"\d+"/g, '"$1":"<$1>"')
-      .replace(/"key":"([^"]+)"/g, (_m, k: string) => `"key":"${Buffer.from(k, "base64").toString().replace(/[0-9a-f]+$/, "<lease>")}"`);
-  const post = (path: string, body: object) =>
-    fetch(`${url}/v3/${path}`, { method: "POST", body: JSON.stringify(body), signal: AbortSignal.timeout(5000) });
+    t.replace(/"(cluster_id|member_id|raft_term)":"\d+"/g, '"$1":"<$1>"').replace(
+      /"key":"([^"]+)"/g,
+      (_m, k: string) =>
+        `"key":"${Buffer.from(k, "base64")
+          .toString()
+          .replace(/[0-9a-f]+$/, "<lease>")}"`,
+    );
+  const post = (path: string, body: object) => fetch(`${url}/v3/${path}`, { method: "POST", body: JSON.stringify(body), signal: AbortSignal.timeout(5000) });
   const locked = await post("lock/lock", { name: b64("gl") });
   const lockText = await locked.text();
   out.push(`lock/lock -> ${locked.status} ${mask(lockText)}`);
@@ -256,9 +262,13 @@ async function gatewayObserve(url: string): Promise<string[]> {
   }
   // Mask what differs between servers: ids, terms, and the lease id in keys.
   return lines.map((l) =>
-    l
-      .replace(/"(cluster_id|member_id|raft_term|lease)":"\d+"/g, '"$1":"<$1>"')
-      .replace(/"key":"([^"]+)"/g, (_m, k: string) => `"key":"${Buffer.from(k, "base64").toString().replace(/[0-9a-f]+$/, "<lease>")}"`),
+    l.replace(/"(cluster_id|member_id|raft_term|lease)":"\d+"/g, '"$1":"<$1>"').replace(
+      /"key":"([^"]+)"/g,
+      (_m, k: string) =>
+        `"key":"${Buffer.from(k, "base64")
+          .toString()
+          .replace(/[0-9a-f]+$/, "<lease>")}"`,
+    ),
   );
 }
 

@@ -32,16 +32,32 @@ test("--auto-tls serves etcdctl over https with a generated certificate", async 
 const FIXTURES = join(ETCD_SRC_DIR, "integration", "fixtures");
 const haveFixtures = existsSync(join(FIXTURES, "server.crt"));
 
-test.skipIf(!haveFixtures && process.env.CI !== "true")("--client-cert-auth refuses a client without a certificate", async () => {
-  const f = (name: string) => join(FIXTURES, name);
-  const m = await tlsMember([
-    `--cert-file=${f("server.crt")}`, `--key-file=${f("server.key.insecure")}`,
-    `--trusted-ca-file=${f("ca.crt")}`, "--client-cert-auth",
-  ]);
-  const withCert = ["--cacert", f("ca.crt"), "--cert", f("server.crt"), "--key", f("server.key.insecure")];
-  expect((await etcdctl(m.clientUrl, [...withCert, "put", "k", "v"])).stdout).toBe("OK\n");
-  const without = await etcdctl(m.clientUrl, ["--cacert", f("ca.crt"), "--command-timeout=2s", "get", "k"], { timeoutMs: 15_000 });
-  expect(without.code).not.toBe(0);
-  const version = Bun.spawnSync(["curl", "-s", "--cacert", f("ca.crt"), "--cert", f("server.crt"), "--key", f("server.key.insecure"), `${m.clientUrl}/version`]);
-  expect(JSON.parse(version.stdout.toString()).etcdserver).toMatch(/^3\.5\./);
-}, 30_000);
+test.skipIf(!haveFixtures && process.env.CI !== "true")(
+  "--client-cert-auth refuses a client without a certificate",
+  async () => {
+    const f = (name: string) => join(FIXTURES, name);
+    const m = await tlsMember([
+      `--cert-file=${f("server.crt")}`,
+      `--key-file=${f("server.key.insecure")}`,
+      `--trusted-ca-file=${f("ca.crt")}`,
+      "--client-cert-auth",
+    ]);
+    const withCert = ["--cacert", f("ca.crt"), "--cert", f("server.crt"), "--key", f("server.key.insecure")];
+    expect((await etcdctl(m.clientUrl, [...withCert, "put", "k", "v"])).stdout).toBe("OK\n");
+    const without = await etcdctl(m.clientUrl, ["--cacert", f("ca.crt"), "--command-timeout=2s", "get", "k"], { timeoutMs: 15_000 });
+    expect(without.code).not.toBe(0);
+    const version = Bun.spawnSync([
+      "curl",
+      "-s",
+      "--cacert",
+      f("ca.crt"),
+      "--cert",
+      f("server.crt"),
+      "--key",
+      f("server.key.insecure"),
+      `${m.clientUrl}/version`,
+    ]);
+    expect(JSON.parse(version.stdout.toString()).etcdserver).toMatch(/^3\.5\./);
+  },
+  30_000,
+);

@@ -20,23 +20,68 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: "single key", args: ["wk"], writes: [["put", "wk", "1"], ["put", "wk-other", "x"], ["put", "wk", "2"], ["del", "wk"]] },
+  {
+    name: "single key",
+    args: ["wk"],
+    writes: [
+      ["put", "wk", "1"],
+      ["put", "wk-other", "x"],
+      ["put", "wk", "2"],
+      ["del", "wk"],
+    ],
+  },
   {
     name: "prefix",
     args: ["--prefix", "wp/"],
-    writes: [["put", "wp/a", "1"], ["put", "wp/b", "2"], ["put", "wq", "no"], ["del", "--prefix", "wp/"]],
+    writes: [
+      ["put", "wp/a", "1"],
+      ["put", "wp/b", "2"],
+      ["put", "wq", "no"],
+      ["del", "--prefix", "wp/"],
+    ],
   },
-  { name: "range", args: ["wr1", "wr5"], writes: [["put", "wr2", "in"], ["put", "wr9", "out"], ["put", "wr1", "in"], ["put", "wr5", "out"]] },
+  {
+    name: "range",
+    args: ["wr1", "wr5"],
+    writes: [
+      ["put", "wr2", "in"],
+      ["put", "wr9", "out"],
+      ["put", "wr1", "in"],
+      ["put", "wr5", "out"],
+    ],
+  },
   { name: "--rev replays history", args: ["--rev=1", "--prefix", "w"], writes: [] },
   { name: "--rev then live", args: ["--rev=3", "wk"], writes: [["put", "wk", "3"]] },
-  { name: "--prev-kv", args: ["--prev-kv", "wk"], writes: [["put", "wk", "4"], ["put", "wk", "5"], ["del", "wk"]] },
+  {
+    name: "--prev-kv",
+    args: ["--prev-kv", "wk"],
+    writes: [
+      ["put", "wk", "4"],
+      ["put", "wk", "5"],
+      ["del", "wk"],
+    ],
+  },
   { name: "--prev-kv replayed", args: ["--prev-kv", "--rev=2", "wk"], writes: [] },
-  { name: "from key (--from-key)", args: ["--from-key", "wz"], writes: [["put", "wz", "1"], ["put", "wy", "no"], ["put", "wzz", "2"]] },
+  {
+    name: "from key (--from-key)",
+    args: ["--from-key", "wz"],
+    writes: [
+      ["put", "wz", "1"],
+      ["put", "wy", "no"],
+      ["put", "wzz", "2"],
+    ],
+  },
   {
     name: "interactive, several watches",
     args: ["-i"],
     interactive: ["watch wi1", "watch --prefix wj/", "watch --prev-kv wi2"],
-    writes: [["put", "wi1", "a"], ["put", "wj/x", "b"], ["put", "wi2", "c"], ["put", "wi2", "d"], ["del", "wi1"]],
+    writes: [
+      ["put", "wi1", "a"],
+      ["put", "wj/x", "b"],
+      ["put", "wi2", "c"],
+      ["put", "wi2", "d"],
+      ["del", "wi1"],
+    ],
   },
   { name: "compacted revision", args: ["--rev=2", "wk"], writes: [] },
 ];
@@ -81,17 +126,21 @@ describe.skipIf(!ready)(`etcdctl watch: ${SUBJECT_BIN} vs ${ETCD_BIN}`, () => {
   });
 
   for (const c of CASES) {
-    test(c.name, async () => {
-      if (c.name === "compacted revision") {
-        for (const m of [ours, etcd]) {
-          const r = await etcdctl(m.clientUrl, ["compaction", "5"]);
-          expect(r.code).toBe(0);
+    test(
+      c.name,
+      async () => {
+        if (c.name === "compacted revision") {
+          for (const m of [ours, etcd]) {
+            const r = await etcdctl(m.clientUrl, ["compaction", "5"]);
+            expect(r.code).toBe(0);
+          }
         }
-      }
-      const [a, b] = await Promise.all([watchWhile(ours.clientUrl, c), watchWhile(etcd.clientUrl, c)]);
-      if (process.env.WATCH_DEBUG) console.log(`== ${c.name}\n${a}`);
-      expect(normalize(b)).not.toBe(normalize("\n--- stderr ---\n"));
-      expect(normalize(a)).toEqual(normalize(b));
-    }, 20_000);
+        const [a, b] = await Promise.all([watchWhile(ours.clientUrl, c), watchWhile(etcd.clientUrl, c)]);
+        if (process.env.WATCH_DEBUG) console.log(`== ${c.name}\n${a}`);
+        expect(normalize(b)).not.toBe(normalize("\n--- stderr ---\n"));
+        expect(normalize(a)).toEqual(normalize(b));
+      },
+      20_000,
+    );
   }
 });

@@ -50,7 +50,12 @@ function bidiWatch(transport: Transport) {
       pending.push(r);
       wake?.();
     },
-    next: () => within(responses.next().then((r) => r.value as WatchResponse), STEP_TIMEOUT_MS, "watch response"),
+    next: () =>
+      within(
+        responses.next().then((r) => r.value as WatchResponse),
+        STEP_TIMEOUT_MS,
+        "watch response",
+      ),
     close() {
       ac.abort();
       wake?.();
@@ -129,7 +134,10 @@ describe.skipIf(!ready)("--experimental-watch-progress-notify-interval", () => {
         w.send(createReq("p/", false)); // no progress_notify: never notified
         w.send(createReq("p/a", true));
         const created = [await w.next(), await w.next()];
-        expect(created.map((r) => [r.watchId, r.created])).toEqual([[0n, true], [1n, true]]);
+        expect(created.map((r) => [r.watchId, r.created])).toEqual([
+          [0n, true],
+          [1n, true],
+        ]);
         const started = Date.now();
         const progress = await w.next();
         const elapsed = Date.now() - started;
@@ -195,16 +203,15 @@ describe.skipIf(!ready)("tsetcdpb.WatchStream/Watch (server streaming, for brows
           revs.push(ev.kv!.modRevision);
         }
       }
-      expect(seen).toEqual([
-        `PUT ${prefix}a 1 prev=-`,
-        `PUT ${prefix}b 2 prev=-`,
-        `PUT ${prefix}a 3 prev=1`,
-        `DELETE ${prefix}b  prev=2`,
-      ]);
+      expect(seen).toEqual([`PUT ${prefix}a 1 prev=-`, `PUT ${prefix}b 2 prev=-`, `PUT ${prefix}a 3 prev=1`, `DELETE ${prefix}b  prev=2`]);
       expect(revs).toEqual([startRev + 1n, startRev + 3n, startRev + 4n, startRev + 5n]);
       await expectWatchers(m, 1);
       ac.abort();
-      await within(it.next().catch(() => undefined), STEP_TIMEOUT_MS, "end after abort");
+      await within(
+        it.next().catch(() => undefined),
+        STEP_TIMEOUT_MS,
+        "end after abort",
+      );
       await expectWatchers(m, 0);
     }, 30_000);
   }
@@ -217,7 +224,11 @@ describe.skipIf(!ready)("tsetcdpb.WatchStream/Watch (server streaming, for brows
     expect(first.value!.created).toBe(true);
     await expectWatchers(m, 1);
     ac.abort();
-    await within(it.next().catch(() => undefined), STEP_TIMEOUT_MS, "end after abort");
+    await within(
+      it.next().catch(() => undefined),
+      STEP_TIMEOUT_MS,
+      "end after abort",
+    );
     await expectWatchers(m, 0);
   }, 30_000);
 
@@ -308,7 +319,11 @@ function gatewayWatch(baseUrl: string, path: string, body: string) {
     },
     async abort() {
       ac.abort();
-      await within(done.catch(() => {}), STEP_TIMEOUT_MS, "gateway watch end");
+      await within(
+        done.catch(() => {}),
+        STEP_TIMEOUT_MS,
+        "gateway watch end",
+      );
     },
   };
 }
@@ -331,21 +346,32 @@ describe.skipIf(!requireTools([SUBJECT_BIN, ETCD_BIN]))(`POST /v3/watch: ${SUBJE
     // Live: created, two puts and a delete; a second stream (one watcher per stream: the order
     // of two watchers' events of one revision is not defined) with prev_kv, NOPUT and an unknown field.
     const live = gatewayWatch(m.clientUrl, "/v3/watch", `{"create_request":{"key":"${b64("foo")}"}}`);
-    const live2 = gatewayWatch(m.clientUrl, "/v3/watch", `\n {"create_request":{"key":"${b64("foo")}","prev_kv":true,"filters":["NOPUT"],"unknown_field":1}}\n`);
+    const live2 = gatewayWatch(
+      m.clientUrl,
+      "/v3/watch",
+      `\n {"create_request":{"key":"${b64("foo")}","prev_kv":true,"filters":["NOPUT"],"unknown_field":1}}\n`,
+    );
     const first = await within(live.response, STEP_TIMEOUT_MS, "live watch headers");
     await live.lines(1);
     await live2.lines(1);
     await put("foo", "bar");
     await put("foo", "baz");
     await del("foo");
-    for (const [w, n] of [[live, 4], [live2, 2]] as const) {
+    for (const [w, n] of [
+      [live, 4],
+      [live2, 2],
+    ] as const) {
       const lines = await w.lines(n);
       await w.abort();
       out.push({ lines, contentType: first.headers.get("content-type"), meta: first.headers.get("grpc-metadata-content-type"), status: first.status });
     }
     // Replays, a refused create, a progress request, a cancel, and a bad request after a good one (requests end, stream stays).
     for (const [path, body, n] of [
-      ["/v3/watch", `{"create_request":{"key":"${b64("foo")}","start_revision":"2"}}{"create_request":{"key":"YQ==","range_end":"YQ=="}}  {"progress_request":{}}`, 4],
+      [
+        "/v3/watch",
+        `{"create_request":{"key":"${b64("foo")}","start_revision":"2"}}{"create_request":{"key":"YQ==","range_end":"YQ=="}}  {"progress_request":{}}`,
+        4,
+      ],
       ["/v3beta/watch", `{"create_request":{"key":"${b64("foo")}"}}{"cancel_request":{"watch_id":"0"}}`, 2],
       ["/v3/watch", `{"create_request":{"key":"${b64("foo")}"}} xx {"create_request":{"key":"${b64("foo")}"}}`, 1],
     ] as const) {
@@ -405,6 +431,8 @@ describe.skipIf(!ready)("stopping the member with watches open", () => {
     expect(await within(ended, STEP_TIMEOUT_MS, "bidi end")).toContain("transport is closing");
     await gw.abort();
     // etcd 3.4 (grpc-gateway) ends the stream with this object, no newline after it.
-    expect(gw.text.split("\n").slice(1).join("\n")).toBe('{"error":{"grpc_code":14,"http_code":503,"message":"transport is closing","http_status":"Service Unavailable"}}');
+    expect(gw.text.split("\n").slice(1).join("\n")).toBe(
+      '{"error":{"grpc_code":14,"http_code":503,"message":"transport is closing","http_status":"Service Unavailable"}}',
+    );
   }, 30_000);
 });

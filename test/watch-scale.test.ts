@@ -171,9 +171,7 @@ class Stream {
     if (s.noPut) filters.push(WatchCreateRequest_FilterType.NOPUT);
     if (s.noDelete) filters.push(WatchCreateRequest_FilterType.NODELETE);
     const rangeEnd = s.rangeEnd === undefined ? new Uint8Array() : s.rangeEnd === "\0" ? new Uint8Array([0]) : enc(s.rangeEnd);
-    this.pending.push(
-      create(WatchRequestSchema, { requestUnion: { case: "createRequest", value: { key: enc(s.key), rangeEnd, filters, startRevision } } }),
-    );
+    this.pending.push(create(WatchRequestSchema, { requestUnion: { case: "createRequest", value: { key: enc(s.key), rangeEnd, filters, startRevision } } }));
     this.wake?.();
     return within(new Promise<bigint>((res) => this.createdWaiters.push(res)), 5_000, "watch created");
   }
@@ -208,7 +206,17 @@ function hpackLiteral(name: string, value: string): number[] {
 function frame(type: number, flags: number, streamId: number, payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(9 + payload.length);
   const len = payload.length;
-  out.set([(len >> 16) & 0xff, (len >> 8) & 0xff, len & 0xff, type, flags, (streamId >>> 24) & 0x7f, (streamId >> 16) & 0xff, (streamId >> 8) & 0xff, streamId & 0xff]);
+  out.set([
+    (len >> 16) & 0xff,
+    (len >> 8) & 0xff,
+    len & 0xff,
+    type,
+    flags,
+    (streamId >>> 24) & 0x7f,
+    (streamId >> 16) & 0xff,
+    (streamId >> 8) & 0xff,
+    streamId & 0xff,
+  ]);
   out.set(payload, 9);
   return out;
 }
@@ -446,7 +454,7 @@ describe.skipIf(!ready)("watch at scale (one member)", () => {
   test("stalled watchers: bounded server memory, the others unaffected", async () => {
     // The server's RSS is sampled through each round; its peak is what a buffer for the
     // stalled streams would raise (a later sample can be lower: the GC returns memory late).
-    const peakDuring = async <T,>(fn: () => Promise<T>): Promise<[T, number]> => {
+    const peakDuring = async <T>(fn: () => Promise<T>): Promise<[T, number]> => {
       let peak = rssBytes(m.pid);
       const timer = setInterval(() => (peak = Math.max(peak, rssBytes(m.pid))), 50);
       try {

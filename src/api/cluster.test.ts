@@ -38,7 +38,11 @@ function setup() {
     membership,
     isLeader: () => true,
     leaderId: () => 5n,
-    progress: () => new Map([[5n, 10], [0xfffffffffffffff0n, 10]]),
+    progress: () =>
+      new Map([
+        [5n, 10],
+        [0xfffffffffffffff0n, 10],
+      ]),
     activeSince: () => NOW - 60_000,
     now: () => NOW,
     async proposeConfChange(cc) {

@@ -12,11 +12,7 @@ import { applyCors } from "./http/cors.js";
 
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-export function connectHandler(
-  registrations: ServiceRegistration[],
-  routes: Hono,
-  opts: { readMaxBytes: number; cors: string[] },
-): NodeHandler {
+export function connectHandler(registrations: ServiceRegistration[], routes: Hono, opts: { readMaxBytes: number; cors: string[] }): NodeHandler {
   const fallback = getRequestListener(routes.fetch) as unknown as NodeHandler;
   const adapter = connectNodeAdapter({
     routes(router: ConnectRouter) {

@@ -165,7 +165,7 @@ async function* observe(c: InnerClient, req: LeaderRequest, signal: AbortSignal)
     // Follow the leader's key until it is deleted.
     const w = new HubWatch(c.hub, kv.key, null, Number(header.revision) + 1);
     try {
-      for (let deleted = false; !deleted; ) {
+      for (let deleted = false; !deleted;) {
         const m = await w.next(signal);
         if (m === undefined || m.compactRevision !== 0) return;
         for (const ev of m.events) {

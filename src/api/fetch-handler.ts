@@ -11,11 +11,7 @@ import { corsHeaders } from "./http/cors.js";
 
 export type FetchHandler = (req: Request) => Promise<Response>;
 
-export function fetchHandler(
-  registrations: ServiceRegistration[],
-  routes: Hono,
-  opts: { readMaxBytes: number; cors: string[] },
-): FetchHandler {
+export function fetchHandler(registrations: ServiceRegistration[], routes: Hono, opts: { readMaxBytes: number; cors: string[] }): FetchHandler {
   const router = createConnectRouter({ readMaxBytes: opts.readMaxBytes });
   for (const { service, impl } of registrations) router.service(service, toConnect(impl) as any);
   const rpc = new Map(router.handlers.map((h) => [h.requestPath, createFetchHandler(h)]));

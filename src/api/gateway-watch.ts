@@ -21,7 +21,6 @@ import { type CallContext, type ServiceImpl, unbatched } from "./context.js";
 import { statusOf } from "./grpc/status.js";
 import { HTTP_STATUS } from "./gateway-status.js";
 
-
 const encoder = new TextEncoder();
 
 /** A bidi method as the gateway streams it: its implementation and message types. */

@@ -64,7 +64,6 @@ const ROUTES: Record<string, string> = {
   "election/resign": "v3electionpb.Election/Resign",
 };
 
-
 interface Target {
   method: DescMethod;
   impl?: ServiceImpl[string];
@@ -87,7 +86,10 @@ export function addGatewayRoutes(app: Hono, registrations: ServiceRegistration[]
   }
   // The bidi streams, by gateway path.
   const streams = new Map<string, BidiMethod<any, any>>();
-  for (const [path, name] of [["watch", "etcdserverpb.Watch/Watch"], ["lease/keepalive", "etcdserverpb.Lease/LeaseKeepAlive"]]) {
+  for (const [path, name] of [
+    ["watch", "etcdserverpb.Watch/Watch"],
+    ["lease/keepalive", "etcdserverpb.Lease/LeaseKeepAlive"],
+  ]) {
     const t = byName.get(name);
     if (t?.impl) streams.set(path, { impl: t.impl, input: t.method.input, output: t.method.output });
   }

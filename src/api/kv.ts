@@ -1,13 +1,6 @@
 // The KV service: validate like etcd's v3rpc layer, then read locally or
 // propose the write to the member's log.
-import type {
-  CompactionRequest,
-  DeleteRangeRequest,
-  PutRequest,
-  RangeRequest,
-  RequestOp,
-  TxnRequest,
-} from "../gen/etcdserverpb/rpc_pb.js";
+import type { CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from "../gen/etcdserverpb/rpc_pb.js";
 import type { Member } from "../server/member.js";
 import { validateDeleteRange, validatePut, validateRange, validateTxn } from "../mvcc/validate.js";
 import type { ServiceImpl } from "./context.js";
@@ -44,7 +37,6 @@ function isSerializable(req: TxnRequest): boolean {
 }
 
 function isReadOnly(req: TxnRequest): boolean {
-  const readOnlyOp = (op: RequestOp): boolean =>
-    op.request.case === "requestRange" || (op.request.case === "requestTxn" && isReadOnly(op.request.value));
+  const readOnlyOp = (op: RequestOp): boolean => op.request.case === "requestRange" || (op.request.case === "requestTxn" && isReadOnly(op.request.value));
   return req.success.every(readOnlyOp) && req.failure.every(readOnlyOp);
 }

@@ -8,19 +8,7 @@ import { create } from "@bufbuild/protobuf";
 import type { LockRequest, LockResponse, UnlockRequest, UnlockResponse } from "../gen/v3lockpb/v3lock_pb.js";
 import { LockResponseSchema, UnlockResponseSchema } from "../gen/v3lockpb/v3lock_pb.js";
 import type { CallContext, ServiceImpl } from "./context.js";
-import {
-  asUnknown,
-  concat,
-  type ConcurrencyDeps,
-  createRevIs,
-  firstCreateOp,
-  getOp,
-  InnerClient,
-  leaseHex,
-  putOp,
-  txnRange,
-  utf8,
-} from "./concurrency.js";
+import { asUnknown, concat, type ConcurrencyDeps, createRevIs, firstCreateOp, getOp, InnerClient, leaseHex, putOp, txnRange, utf8 } from "./concurrency.js";
 
 export function lockService(deps: ConcurrencyDeps): ServiceImpl {
   const c = new InnerClient(deps);

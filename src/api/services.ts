@@ -16,7 +16,10 @@ import { concurrencyDeps } from "./concurrency.js";
 import { lockService } from "./lock.js";
 import { electionService } from "./election.js";
 
-export function allServices(member: Member, opts: { maxTxnOps: number; watchProgressNotifyIntervalMs?: number; stopping?: AbortSignal }): ServiceRegistration[] {
+export function allServices(
+  member: Member,
+  opts: { maxTxnOps: number; watchProgressNotifyIntervalMs?: number; stopping?: AbortSignal },
+): ServiceRegistration[] {
   const watchDeps = {
     hub: member.watchHub,
     header: (rev: number) => member.header(rev),

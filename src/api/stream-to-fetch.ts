@@ -84,7 +84,11 @@ export function serveStreamWithFetch(
           break;
         }
         if (stream.destroyed) break;
-        if (!stream.write(value)) await new Promise<void>((res) => { stream.once("drain", res); stream.once("close", res); });
+        if (!stream.write(value))
+          await new Promise<void>((res) => {
+            stream.once("drain", res);
+            stream.once("close", res);
+          });
       }
     } catch {
       // the body failed, or was canceled because the stream closed

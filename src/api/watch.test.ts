@@ -20,7 +20,11 @@ function setup(extra: { maxRequestBytes?: number; progressIntervalMs?: number } 
   const store = new MvccStore(new MemoryKvBackend());
   const hub = new WatchHub(storeSource(store));
   store.onEvents = (rev, evs) => hub.publish(rev, evs);
-  const svc = watchService({ hub, header: (rev) => create(ResponseHeaderSchema, { clusterId: 1n, memberId: 2n, revision: BigInt(rev), raftTerm: 3n }), ...extra });
+  const svc = watchService({
+    hub,
+    header: (rev) => create(ResponseHeaderSchema, { clusterId: 1n, memberId: 2n, revision: BigInt(rev), raftTerm: 3n }),
+    ...extra,
+  });
   const put = (k: string, v: string) => {
     store.put(putReq(k, v));
     hub.committed();
@@ -59,7 +63,21 @@ function setup(extra: { maxRequestBytes?: number; progressIntervalMs?: number } 
     pending.push({ requestUnion: r } as WatchRequest);
     wake?.();
   };
-  const createReq = (v: Record<string, unknown>) => send({ case: "createRequest", value: { key: new Uint8Array(), rangeEnd: new Uint8Array(), startRevision: 0n, progressNotify: false, filters: [], prevKv: false, watchId: 0n, fragment: false, ...v } as any });
+  const createReq = (v: Record<string, unknown>) =>
+    send({
+      case: "createRequest",
+      value: {
+        key: new Uint8Array(),
+        rangeEnd: new Uint8Array(),
+        startRevision: 0n,
+        progressNotify: false,
+        filters: [],
+        prevKv: false,
+        watchId: 0n,
+        fragment: false,
+        ...v,
+      } as any,
+    });
   return {
     store,
     hub,
@@ -250,7 +268,11 @@ test("a watcher that fell behind gets its queued revisions joined into one respo
   // Three revisions committed before the stream runs again (one of two events).
   t.put("m1", "a");
   t.put("m2", "b");
-  t.store.txn(create(TxnRequestSchema, { success: [{ request: { case: "requestPut", value: putReq("m3", "c") } }, { request: { case: "requestPut", value: putReq("m4", "d") } }] } as any));
+  t.store.txn(
+    create(TxnRequestSchema, {
+      success: [{ request: { case: "requestPut", value: putReq("m3", "c") } }, { request: { case: "requestPut", value: putReq("m4", "d") } }],
+    } as any),
+  );
   t.hub.committed();
   await t.settle();
   const events = t.got.filter((r) => r.events.length > 0);

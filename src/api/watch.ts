@@ -228,9 +228,7 @@ class WatchStream {
     const end = toRangeEnd(creq.rangeEnd);
     const wsrev = this.deps.hub.currentRev;
     const fail = (reason: string) =>
-      this.control(
-        create(WatchResponseSchema, { header: this.deps.header(wsrev), watchId: INVALID_ID, created: true, canceled: true, cancelReason: reason }),
-      );
+      this.control(create(WatchResponseSchema, { header: this.deps.header(wsrev), watchId: INVALID_ID, created: true, canceled: true, cancelReason: reason }));
     if (end !== null && end.length > 0 && compareBytes(key, end) >= 0) return fail(ERR_EMPTY_RANGE);
     let id = creq.watchId;
     if (id === 0n) {

@@ -20,8 +20,7 @@ export interface ArgvResult {
 const usageError = (message: string) => new ConfigError(message, 2);
 
 // --help is listed in our table for the help text, but Go never defines it.
-const lookup = (name: string): FlagSpec | "ignored" | undefined =>
-  name === "help" ? undefined : IGNORED_FLAGS.includes(name) ? "ignored" : findFlag(name);
+const lookup = (name: string): FlagSpec | "ignored" | undefined => (name === "help" ? undefined : IGNORED_FLAGS.includes(name) ? "ignored" : findFlag(name));
 
 export function parseArgv(argv: readonly string[]): ArgvResult {
   const result: ArgvResult = { values: new Map(), positional: [], help: false, ignored: [] };

@@ -34,11 +34,7 @@ function field<T>(name: string, kind: FlagKind, convert: Convert<T>) {
 }
 
 const toString: Convert<string> = (v) =>
-  typeof v === "string"
-    ? ok(v)
-    : typeof v === "number" && Number.isFinite(v)
-      ? ok(String(v))
-      : fail(`expected a string, got ${describe(v)}`);
+  typeof v === "string" ? ok(v) : typeof v === "number" && Number.isFinite(v) ? ok(String(v)) : fail(`expected a string, got ${describe(v)}`);
 
 const toBool: Convert<boolean> = (v) => {
   if (typeof v === "boolean") return ok(v);

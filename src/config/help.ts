@@ -9,13 +9,7 @@ const GO_ARCH: Record<string, string> = { x64: "amd64", ia32: "386", arm64: "arm
 /** What `--version` prints to stdout, in etcd's four-line shape. */
 export function versionText(): string {
   const arch = GO_ARCH[process.arch] ?? process.arch;
-  return [
-    `etcd Version: ${SERVER_VERSION}`,
-    "Git SHA: tsetcd",
-    `Go Version: bun ${Bun.version}`,
-    `Go OS/Arch: ${process.platform}/${arch}`,
-    "",
-  ].join("\n");
+  return [`etcd Version: ${SERVER_VERSION}`, "Git SHA: tsetcd", `Go Version: bun ${Bun.version}`, `Go OS/Arch: ${process.platform}/${arch}`, ""].join("\n");
 }
 
 /** What etcd prints to stderr for `--help` and after a command-line error. */

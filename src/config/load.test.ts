@@ -40,13 +40,46 @@ describe("flags table", () => {
   test("the implemented set is the one tsetcd serves", () => {
     const implemented = FLAGS.filter((f) => f.implemented).map((f) => f.name);
     expect(implemented.toSorted()).toEqual([
-      "advertise-client-urls", "auto-tls", "cert-file", "client-cert-auth", "config-file", "cors", "data-dir",
-      "election-timeout", "experimental-watch-progress-notify-interval", "heartbeat-interval", "help", "initial-advertise-peer-urls", "initial-cluster",
-      "initial-cluster-state", "initial-cluster-token", "key-file", "listen-client-urls", "listen-peer-urls",
-      "log-level", "log-outputs", "logger", "max-concurrent-streams", "max-request-bytes", "max-txn-ops", "name",
-      "peer-auto-tls", "peer-cert-allowed-cn", "peer-cert-file", "peer-client-cert-auth", "peer-client-cert-file",
-      "peer-client-key-file", "peer-key-file", "peer-trusted-ca-file", "pre-vote", "quota-backend-bytes",
-      "self-signed-cert-validity", "snapshot-count", "strict-reconfig-check", "trusted-ca-file", "version",
+      "advertise-client-urls",
+      "auto-tls",
+      "cert-file",
+      "client-cert-auth",
+      "config-file",
+      "cors",
+      "data-dir",
+      "election-timeout",
+      "experimental-watch-progress-notify-interval",
+      "heartbeat-interval",
+      "help",
+      "initial-advertise-peer-urls",
+      "initial-cluster",
+      "initial-cluster-state",
+      "initial-cluster-token",
+      "key-file",
+      "listen-client-urls",
+      "listen-peer-urls",
+      "log-level",
+      "log-outputs",
+      "logger",
+      "max-concurrent-streams",
+      "max-request-bytes",
+      "max-txn-ops",
+      "name",
+      "peer-auto-tls",
+      "peer-cert-allowed-cn",
+      "peer-cert-file",
+      "peer-client-cert-auth",
+      "peer-client-cert-file",
+      "peer-client-key-file",
+      "peer-key-file",
+      "peer-trusted-ca-file",
+      "pre-vote",
+      "quota-backend-bytes",
+      "self-signed-cert-validity",
+      "snapshot-count",
+      "strict-reconfig-check",
+      "trusted-ca-file",
+      "version",
     ]);
   });
 });
@@ -167,9 +200,7 @@ describe("command line", () => {
   });
 
   test("cross-flag checks use etcd's messages", () => {
-    expect(failure(["--election-timeout", "100"]).message).toBe(
-      "--election-timeout[100ms] should be at least as 5 times as --heartbeat-interval[100ms]",
-    );
+    expect(failure(["--election-timeout", "100"]).message).toBe("--election-timeout[100ms] should be at least as 5 times as --heartbeat-interval[100ms]");
     expect(failure(["--heartbeat-interval", "0"]).message).toBe("--heartbeat-interval must be >0 (set to 0ms)");
     expect(failure(["--election-timeout", "60000"]).message).toContain("is too long");
     expect(failure(["--listen-client-urls", "http://127.0.0.1:3379"]).message).toBe(
@@ -351,9 +382,7 @@ peer-transport-security:
       `config file ${JSON.stringify(wrongType)}: key "heartbeat-interval": invalid value "abc": parse error`,
     );
     const wrongKind = yamlFile("enable-v2: [1]\n");
-    expect(failure(["--config-file", wrongKind]).message).toBe(
-      `config file ${JSON.stringify(wrongKind)}: key "enable-v2": expected a boolean, got a list`,
-    );
+    expect(failure(["--config-file", wrongKind]).message).toBe(`config file ${JSON.stringify(wrongKind)}: key "enable-v2": expected a boolean, got a list`);
     const badEnum = yamlFile("initial-cluster-state: old\n");
     expect(failure(["--config-file", badEnum]).message).toContain("valid values: new, existing");
     const badSection = yamlFile("peer-transport-security: yes\n");

@@ -144,8 +144,7 @@ function derive<T extends z.output<z.ZodObject<typeof configFields>>>(c: T) {
   return {
     ...c,
     dataDir: c.dataDir === undefined || c.dataDir === "" ? `${c.name}.etcd` : c.dataDir,
-    initialCluster:
-      c.initialCluster ?? (discovering ? "" : c.initialAdvertisePeerUrls.map((u) => `${name}=${u}`).join(",")),
+    initialCluster: c.initialCluster ?? (discovering ? "" : c.initialAdvertisePeerUrls.map((u) => `${name}=${u}`).join(",")),
   };
 }
 
@@ -249,7 +248,10 @@ const experimental: Check = (c) => {
 };
 
 const tls: Check = (c) => {
-  for (const [flag, v] of [["tls-min-version", c.tlsMinVersion], ["tls-max-version", c.tlsMaxVersion]] as const) {
+  for (const [flag, v] of [
+    ["tls-min-version", c.tlsMinVersion],
+    ["tls-max-version", c.tlsMaxVersion],
+  ] as const) {
     if (!TLS_VERSIONS.includes(v)) return `--${flag}: unexpected TLS version ${JSON.stringify(v)} (must be one of: TLS1.2, TLS1.3)`;
   }
   const rank = (v: string) => TLS_VERSIONS.indexOf(v);

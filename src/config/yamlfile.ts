@@ -31,7 +31,11 @@ const SECTIONS = new Set([...BY_KEY.keys()].filter((k) => k.includes(".")).map((
 /** Keys etcd reads whose setting tsetcd has no flag for. */
 const UNSUPPORTED = new Set(["client-transport-security.allowed-cn"]);
 /** etcd skips these keys when they hold an empty string. */
-const EMPTY_MEANS_UNSET = new Set(FLAGS.filter((f) => f.kind === "urls").map((f) => f.name).concat("host-whitelist"));
+const EMPTY_MEANS_UNSET = new Set(
+  FLAGS.filter((f) => f.kind === "urls")
+    .map((f) => f.name)
+    .concat("host-whitelist"),
+);
 
 function readText(path: string): string {
   try {
@@ -39,13 +43,7 @@ function readText(path: string): string {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why =
-      code === "ENOENT"
-        ? "no such file or directory"
-        : code === "EACCES"
-          ? "permission denied"
-          : code === "EISDIR"
-            ? "is a directory"
-            : (e as Error).message;
+      code === "ENOENT" ? "no such file or directory" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : (e as Error).message;
     throw new ConfigError(`cannot read config file: open ${path}: ${why}`);
   }
 }

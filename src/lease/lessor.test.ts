@@ -96,7 +96,10 @@ describe("apply operations", () => {
     lessor.grant(1n, 10);
     lessor.checkpoint(1n, 4);
     put("k1", 1n);
-    backend.keys = [{ key: enc("k1"), lease: 1n }, { key: enc("gone"), lease: 99n }];
+    backend.keys = [
+      { key: enc("k1"), lease: 1n },
+      { key: enc("gone"), lease: 99n },
+    ];
     lessor.reload();
     expect(lessor.lookup(1n)?.remainingTtl).toBe(4);
     expect([...lessor.lookup(1n)!.keys.keys()]).toEqual([keyString(enc("k1"))]);
@@ -239,7 +242,7 @@ describe("leader operations", () => {
 describe("IndexedHeap", () => {
   test("matches a reference under random sets and deletes (seeded)", () => {
     let seed = 12345;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     const heap = new IndexedHeap();
     const ref = new Map<bigint, number>();
     for (let i = 0; i < 20_000; i++) {
@@ -267,7 +270,7 @@ describe("model test (seeded: a failing seed replays exactly)", () => {
   for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
     test(`seed ${seed}`, () => {
       let s = seed;
-      const rand = () => ((s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+      const rand = () => (s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
       const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
       const { clock, lessor, store, kv, put, revoke, backend } = setup({ checkpointIntervalMs: 5000 });
       // The model: lease → ttl, key → lease, and the leader's expiry per lease.
@@ -334,7 +337,10 @@ describe("model test (seeded: a failing seed replays exactly)", () => {
           expect(lessor.ids()).toEqual([...leases.keys()].sort((a, b) => (a < b ? -1 : 1)));
           expect([...backend.rows.keys()].sort((a, b) => (a < b ? -1 : 1))).toEqual(lessor.ids());
           for (const [id] of leases) {
-            const want = [...keyLease].filter(([, l]) => l === id).map(([k]) => k).sort();
+            const want = [...keyLease]
+              .filter(([, l]) => l === id)
+              .map(([k]) => k)
+              .sort();
             expect([...lessor.lookup(id)!.keys.values()].map(dec).sort()).toEqual(want);
           }
           for (const k of keys) {

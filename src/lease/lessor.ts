@@ -305,7 +305,6 @@ function record(l: Lease): LeaseRecord {
   return { id: l.id, ttl: l.ttl, remainingTtl: l.remainingTtl };
 }
 
-
 /** A lessor invariant does not hold: a bug, never a client error. */
 function invariant(cond: boolean, what: string): asserts cond {
   if (!cond) throw new Error(`lessor invariant violated: ${what}`);

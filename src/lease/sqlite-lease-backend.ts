@@ -27,10 +27,7 @@ export class SqliteLeaseBackend implements LeaseBackend {
   }
 
   attachedKeys(): Array<{ key: Uint8Array; lease: bigint }> {
-    return this.db
-      .prepare<{ key: Uint8Array; lease: bigint }, []>("SELECT key, lease FROM kv_latest WHERE lease != 0")
-      .safeIntegers(true)
-      .all();
+    return this.db.prepare<{ key: Uint8Array; lease: bigint }, []>("SELECT key, lease FROM kv_latest WHERE lease != 0").safeIntegers(true).all();
   }
 
   put(r: LeaseRecord): void {

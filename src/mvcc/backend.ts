@@ -52,15 +52,7 @@ export interface KvBackend {
    * history and makes it the key's live revision. `createRev === revMain`
    * marks the first revision of a (new or re-created) key.
    */
-  put(
-    key: Uint8Array,
-    value: Uint8Array,
-    createRev: number,
-    revMain: number,
-    revSub: number,
-    version: number,
-    lease: bigint,
-  ): void;
+  put(key: Uint8Array, value: Uint8Array, createRev: number, revMain: number, revSub: number, version: number, lease: bigint): void;
 
   /**
    * Records the delete of live `key` at revision (revMain, revSub): appends a

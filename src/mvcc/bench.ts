@@ -58,9 +58,7 @@ store.onEvents = undefined;
 run("range, one key", N, (i) => store.range(gets[i % KEYS]));
 run("range, one key, no transaction (autocommit)", N / 4, (i) => store.range(gets[i % KEYS]), false);
 const sorted = [...keys].sort(Buffer.compare);
-const scans = Array.from({ length: 100 }, (_, i) =>
-  create(RangeRequestSchema, { key: sorted[i * 50], rangeEnd: sorted[i * 50 + 100], limit: 100n }),
-);
+const scans = Array.from({ length: 100 }, (_, i) => create(RangeRequestSchema, { key: sorted[i * 50], rangeEnd: sorted[i * 50 + 100], limit: 100n }));
 run("range, 100 keys (limit 100)", N / 20, (i) => store.range(scans[i % scans.length]));
 const past = BigInt(store.rev - N / 2);
 const pastGets = keys.map((key) => create(RangeRequestSchema, { key, revision: past }));

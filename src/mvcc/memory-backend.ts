@@ -29,15 +29,7 @@ interface HistoryRow {
   tombstone: boolean;
 }
 
-function kv(
-  key: Uint8Array,
-  value: Uint8Array,
-  createRev: number,
-  modRev: number,
-  version: number,
-  lease: bigint,
-  keysOnly: boolean,
-): KeyValue {
+function kv(key: Uint8Array, value: Uint8Array, createRev: number, modRev: number, version: number, lease: bigint, keysOnly: boolean): KeyValue {
   return {
     $typeName: "mvccpb.KeyValue",
     key: key.slice(),
@@ -140,15 +132,7 @@ export class MemoryKvBackend implements KvBackend {
     return n;
   }
 
-  put(
-    key: Uint8Array,
-    value: Uint8Array,
-    createRev: number,
-    revMain: number,
-    revSub: number,
-    version: number,
-    lease: bigint,
-  ): void {
+  put(key: Uint8Array, value: Uint8Array, createRev: number, revMain: number, revSub: number, version: number, lease: bigint): void {
     const k = bytesToKeyString(key);
     this.append({ main: revMain, sub: revSub, key: key.slice(), createRev, version, value: value.slice(), lease, tombstone: false });
     if (!this.latest.has(k)) insertSorted(this.latestKeys, k);

@@ -54,8 +54,7 @@ type CountRow = { n: number };
 
 const KV_COLUMNS = `${KV_TYPE}, h.key, h.create_rev AS createRevision, h.rev_main AS modRevision, h.version`;
 
-const HISTORY_COLUMNS =
-  "rev_main, rev_sub, key, create_rev, version, value, lease, tombstone, prev_main, prev_sub";
+const HISTORY_COLUMNS = "rev_main, rev_sub, key, create_rev, version, value, lease, tombstone, prev_main, prev_sub";
 
 export class SqliteKvBackend implements KvBackend {
   private readonly db: Database;
@@ -100,9 +99,7 @@ export class SqliteKvBackend implements KvBackend {
       `INSERT INTO kv_history (${HISTORY_COLUMNS}) VALUES (?1, ?2, ?3, 0, 0, x'', 0, 1, ` +
         "(SELECT mod_rev FROM kv_latest WHERE key = ?3), (SELECT mod_sub FROM kv_latest WHERE key = ?3))",
     );
-    this.updateLatest = db.prepare(
-      "UPDATE kv_latest SET mod_rev = ?2, mod_sub = ?3, version = ?4, value = ?5, lease = ?6 WHERE key = ?1",
-    );
+    this.updateLatest = db.prepare("UPDATE kv_latest SET mod_rev = ?2, mod_sub = ?3, version = ?4, value = ?5, lease = ?6 WHERE key = ?1");
     this.upsertLatest = db.prepare(
       "INSERT INTO kv_latest (key, create_rev, mod_rev, mod_sub, version, value, lease) VALUES (?, ?, ?, ?, ?, ?, ?) " +
         "ON CONFLICT (key) DO UPDATE SET create_rev = excluded.create_rev, mod_rev = excluded.mod_rev, " +
@@ -123,9 +120,7 @@ export class SqliteKvBackend implements KvBackend {
     );
     this.compactDeleted = db.prepare("DELETE FROM kv_deleted WHERE rev_main <= ?1");
     this.historyStmt = db
-      .prepare<Row, [number, number]>(
-        `SELECT ${KV_COLUMNS}, h.value, h.lease FROM kv_history AS h WHERE rev_main >= ?1 ORDER BY rev_main, rev_sub LIMIT ?2`,
-      )
+      .prepare<Row, [number, number]>(`SELECT ${KV_COLUMNS}, h.value, h.lease FROM kv_history AS h WHERE rev_main >= ?1 ORDER BY rev_main, rev_sub LIMIT ?2`)
       .safeIntegers(true);
     this.readCompactRev = db.prepare(`SELECT value FROM meta WHERE name = '${MetaKey.compactRev}'`);
     this.writeCompactRevStmt = db.prepare(
@@ -169,9 +164,7 @@ export class SqliteKvBackend implements KvBackend {
     let stmt = this.atStmts[i];
     if (stmt === undefined) {
       const value = keysOnly ? "x'' AS value" : "h.value";
-      stmt = this.db
-        .prepare<Row, any[]>(`${walkAt(shape)} SELECT ${KV_COLUMNS}, ${value}, h.lease ${aliveAt} ORDER BY h.key LIMIT ?4`)
-        .safeIntegers(true);
+      stmt = this.db.prepare<Row, any[]>(`${walkAt(shape)} SELECT ${KV_COLUMNS}, ${value}, h.lease ${aliveAt} ORDER BY h.key LIMIT ?4`).safeIntegers(true);
       this.atStmts[i] = stmt;
     }
     return stmt.all(key, end, rev, sqlLimit(limit));
@@ -187,15 +180,7 @@ export class SqliteKvBackend implements KvBackend {
     return stmt.get(key, end, rev)!.n;
   }
 
-  put(
-    key: Uint8Array,
-    value: Uint8Array,
-    createRev: number,
-    revMain: number,
-    revSub: number,
-    version: number,
-    lease: bigint,
-  ): void {
+  put(key: Uint8Array, value: Uint8Array, createRev: number, revMain: number, revSub: number, version: number, lease: bigint): void {
     if (createRev !== revMain) {
       // An update of a live key: its head is in kv_latest.
       this.appendAfterLatest.run(revMain, revSub, key, createRev, version, value, lease);
@@ -274,8 +259,7 @@ function walkAt(shape: Shape): string {
  * CROSS JOIN keeps the walk as the outer loop: SQLite would otherwise scan
  * kv_history (all rows <= ?3) and probe the walk.
  */
-const aliveAt =
-  "FROM walk CROSS JOIN kv_history AS h ON h.rev_main = walk.m AND h.rev_sub = walk.s WHERE h.rev_main <= ?3 AND h.tombstone = 0";
+const aliveAt = "FROM walk CROSS JOIN kv_history AS h ON h.rev_main = walk.m AND h.rev_sub = walk.s WHERE h.rev_main <= ?3 AND h.tombstone = 0";
 
 /** The name the server code imports. */
 export { SqliteKvBackend as SqliteBackend };

@@ -174,12 +174,14 @@ class Model {
     if (rev < this.compactRev) throw Errors.compacted();
     const live = this.live(rev);
     const match = matcher(req.key, req.rangeEnd);
-    const all = [...live.keys()].filter(match).sort(strCmp).map((k) => this.kv(live.get(k)!));
+    const all = [...live.keys()]
+      .filter(match)
+      .sort(strCmp)
+      .map((k) => this.kv(live.get(k)!));
     const resp = create(RangeResponseSchema, { header: { revision: BigInt(cur) }, count: BigInt(all.length) });
     if (req.countOnly) return resp;
     const limit = Number(req.limit);
-    const filtering =
-      req.minModRevision !== 0n || req.maxModRevision !== 0n || req.minCreateRevision !== 0n || req.maxCreateRevision !== 0n;
+    const filtering = req.minModRevision !== 0n || req.maxModRevision !== 0n || req.minCreateRevision !== 0n || req.maxCreateRevision !== 0n;
     let kvs = req.sortOrder === RangeRequest_SortOrder.NONE && !filtering && limit > 0 ? all.slice(0, limit + 1) : all;
     kvs = kvs.filter(
       (kv) =>

@@ -8,21 +8,7 @@ import { RangeRequest_SortOrder as Order, RangeRequest_SortTarget as Target } fr
 import { Event_EventType, type KeyValue, KeyValueSchema } from "../gen/mvccpb/kv_pb";
 import { EtcdError, Errors } from "../errors";
 import { bytesToKeyString, compareBytes, getPrefix, inRange, toRangeEnd } from "./key-range";
-import {
-  backends,
-  cmp,
-  dec,
-  delReq,
-  enc,
-  type Env,
-  opDel,
-  opPut,
-  opRange,
-  opTxn,
-  putReq,
-  rangeReq,
-  txnReq,
-} from "./test-support";
+import { backends, cmp, dec, delReq, enc, type Env, opDel, opPut, opRange, opTxn, putReq, rangeReq, txnReq } from "./test-support";
 import { validateDeleteRange, validatePut, validateRange, validateTxn } from "./validate";
 
 const keys = (kvs: KeyValue[]) => kvs.map((kv) => dec(kv.key));
@@ -73,7 +59,9 @@ describe.each(backends)("MvccStore on %s", (_name, makeEnv) => {
     env.apply(() => ({
       rev: s().rev,
       compactRev: s().compactRev,
-      all: s().range(rangeReq("\0", { rangeEnd: enc("\0") })).kvs.map(kvSummary),
+      all: s()
+        .range(rangeReq("\0", { rangeEnd: enc("\0") }))
+        .kvs.map(kvSummary),
       history: env.backend.readHistory(0, 0).map(kvSummary),
     }));
 
@@ -474,9 +462,7 @@ describe.each(backends)("MvccStore on %s", (_name, makeEnv) => {
       expect(get("c").kvs[0].modRevision).toBe(5n);
       expect(get("f").kvs).toEqual([]);
 
-      r = txn([cmp("a", "value", "=", "1"), cmp("b", "version", "=", 2)], [opPut(putReq("g", "x"))], [
-        opPut(putReq("f", "x")),
-      ]);
+      r = txn([cmp("a", "value", "=", "1"), cmp("b", "version", "=", 2)], [opPut(putReq("g", "x"))], [opPut(putReq("f", "x"))]);
       expect(r.succeeded).toBe(false);
       expect(keys(get("f").kvs)).toEqual(["f"]);
       expect(get("g").kvs).toEqual([]);
@@ -540,11 +526,7 @@ describe.each(backends)("MvccStore on %s", (_name, makeEnv) => {
       const inner = txnReq([cmp("a", "value", "=", "1")], [opPut(putReq("then", "1"))], [opPut(putReq("else", "1"))]);
       const r = txn(
         [],
-        [
-          opPut(putReq("a", "changed")),
-          opTxn(inner),
-          opTxn(txnReq([cmp("a", "value", "=", "changed")], [opPut(putReq("t2", "1"))], [opRange(rangeReq("a"))])),
-        ],
+        [opPut(putReq("a", "changed")), opTxn(inner), opTxn(txnReq([cmp("a", "value", "=", "changed")], [opPut(putReq("t2", "1"))], [opRange(rangeReq("a"))]))],
       );
       expect(r.header?.revision).toBe(5n);
       const n1 = r.responses[1].response.value as any;
@@ -556,11 +538,7 @@ describe.each(backends)("MvccStore on %s", (_name, makeEnv) => {
       expect(vals(n2.responses[0].response.value.kvs)).toEqual(["changed"]);
       expect(keys(get("\0", { rangeEnd: enc("\0") }).kvs)).toEqual(["a", "b", "then"]);
       // three levels
-      const deep = txn(
-        [cmp("b", "version", "=", 3)],
-        [],
-        [opTxn(txnReq([], [opTxn(txnReq([cmp("x", "version", "=", 0)], [opPut(putReq("deep", "1"))]))]))],
-      );
+      const deep = txn([cmp("b", "version", "=", 3)], [], [opTxn(txnReq([], [opTxn(txnReq([cmp("x", "version", "=", 0)], [opPut(putReq("deep", "1"))]))]))]);
       expect(deep.succeeded).toBe(false);
       expect(keys(get("deep").kvs)).toEqual(["deep"]);
       expect(get("deep").kvs[0].modRevision).toBe(6n);
@@ -601,11 +579,10 @@ describe.each(backends)("MvccStore on %s", (_name, makeEnv) => {
       expect(txn([cmp("a", "version", "=", 1)], [opPut(putReq("n", "1"))], [opRange(rangeReq("a", { revision: 99n }))]).succeeded).toBe(true);
       // a put after a delete of the same key brings it back for a later ignore_value (the store
       // alone; validateTxn would refuse this request)
-      const ok = txn([], [
-        opTxn(txnReq([], [opDel(delReq("c"))])),
-        opTxn(txnReq([], [opPut(putReq("c", "y"))])),
-        opPut(putReq("c", "", { ignoreValue: true })),
-      ]);
+      const ok = txn(
+        [],
+        [opTxn(txnReq([], [opDel(delReq("c"))])), opTxn(txnReq([], [opPut(putReq("c", "y"))])), opPut(putReq("c", "", { ignoreValue: true }))],
+      );
       expect(ok.succeeded).toBe(true);
       expect(vals(get("c").kvs)).toEqual(["y"]);
       // the compact revision itself is readable, in and out of txns
@@ -682,12 +659,7 @@ describe.each(backends)("MvccStore on %s", (_name, makeEnv) => {
     put("a", "1");
     put("a", "2");
     del("a");
-    expect(
-      env.events.map(({ rev, events }) => [
-        rev,
-        events.map((e) => [e.type, kvSummary(e.kv), kvSummary(e.prevKv)]),
-      ]),
-    ).toEqual([
+    expect(env.events.map(({ rev, events }) => [rev, events.map((e) => [e.type, kvSummary(e.kv), kvSummary(e.prevKv)])])).toEqual([
       [2, [[Event_EventType.PUT, { key: "a", value: "1", create: 2, mod: 2, version: 1, lease: 0n }, undefined]]],
       [
         3,
@@ -785,15 +757,12 @@ describe("validate (v3rpc rules)", () => {
     expect(err(() => validateTxn(txnReq([], [empty])))).toBe(Errors.keyNotFound().message);
     // a nested txn gets what the outer lists leave: 4 - 2 = 2
     expect(err(() => validateTxn(txnReq([], [opTxn(txnReq([], puts(2))), empty]), 4))).toBe(Errors.keyNotFound().message);
-    expect(err(() => validateTxn(txnReq([], [opTxn(txnReq([], puts(3))), opRange(rangeReq("a"))]), 4))).toBe(
-      Errors.tooManyOps().message,
-    );
+    expect(err(() => validateTxn(txnReq([], [opTxn(txnReq([], puts(3))), opRange(rangeReq("a"))]), 4))).toBe(Errors.tooManyOps().message);
     expect(err(() => validateTxn(txnReq([], [opTxn(txnReq([], puts(2))), opRange(rangeReq("a"))]), 4))).toBeNull();
   });
 
   test("txn: no key put twice or put and deleted in one branch, nested included", () => {
-    const v = (success: ReturnType<typeof opPut>[], failure: ReturnType<typeof opPut>[] = []) =>
-      err(() => validateTxn(txnReq([], success, failure)));
+    const v = (success: ReturnType<typeof opPut>[], failure: ReturnType<typeof opPut>[] = []) => err(() => validateTxn(txnReq([], success, failure)));
     expect(v([opPut(putReq("a", "")), opPut(putReq("a", ""))])).toBe(dup);
     expect(v([opPut(putReq("a", ""))], [opPut(putReq("a", ""))])).toBeNull();
     expect(v([opDel(delReq("a")), opPut(putReq("a", ""))])).toBe(dup);
@@ -840,9 +809,7 @@ describe("key ranges", () => {
   test("byte order is memcmp order, also for latin1 key strings", () => {
     const ks = [[1], [0, 5], [0], [255], [1, 0], [128]].map((a) => new Uint8Array(a));
     const byBytes = [...ks].sort(compareBytes).map((k) => Array.from(k));
-    const byString = [...ks]
-      .sort((a, b) => (bytesToKeyString(a) < bytesToKeyString(b) ? -1 : 1))
-      .map((k) => Array.from(k));
+    const byString = [...ks].sort((a, b) => (bytesToKeyString(a) < bytesToKeyString(b) ? -1 : 1)).map((k) => Array.from(k));
     expect(byBytes).toEqual([[0], [0, 5], [1], [1, 0], [128], [255]]);
     expect(byString).toEqual(byBytes);
   });
@@ -864,16 +831,32 @@ describe("storage schema", () => {
     store.compact(2);
     db.run("INSERT INTO log (idx, term, type, data) VALUES (1, 1, 0, x'00')");
     const orm = drizzle(db);
-    expect(orm.select().from(kvLatest).all().map((r) => [dec(r.key), r.createRev, r.modRev, r.modSub, r.version, dec(r.value), r.lease])).toEqual([
-      ["a", 2, 3, 0, 2, "2", 0],
-    ]);
-    expect(orm.select().from(kvHistory).all().map((r) => [r.revMain, r.revSub, dec(r.key), r.tombstone, r.prevMain])).toEqual([
+    expect(
+      orm
+        .select()
+        .from(kvLatest)
+        .all()
+        .map((r) => [dec(r.key), r.createRev, r.modRev, r.modSub, r.version, dec(r.value), r.lease]),
+    ).toEqual([["a", 2, 3, 0, 2, "2", 0]]);
+    expect(
+      orm
+        .select()
+        .from(kvHistory)
+        .all()
+        .map((r) => [r.revMain, r.revSub, dec(r.key), r.tombstone, r.prevMain]),
+    ).toEqual([
       [2, 0, "a", false, 0],
       [3, 0, "a", false, 2],
       [4, 0, "b", false, 0],
       [5, 0, "b", true, 4],
     ]);
-    expect(orm.select().from(kvDeleted).all().map((r) => [dec(r.key), r.revMain, r.revSub])).toEqual([["b", 5, 0]]);
+    expect(
+      orm
+        .select()
+        .from(kvDeleted)
+        .all()
+        .map((r) => [dec(r.key), r.revMain, r.revSub]),
+    ).toEqual([["b", 5, 0]]);
     expect(orm.select().from(meta).all()).toEqual([{ name: "compact_rev", value: 2 }]);
     expect(orm.select().from(log).all().length).toBe(1);
     db.close();

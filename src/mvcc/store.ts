@@ -281,11 +281,7 @@ export class MvccStore {
     const end = toRangeEnd(req.rangeEnd);
     // A limit beyond any possible key count means no limit; capping it keeps it an exact integer.
     const limit = req.limit > MAX_LIMIT ? Number(MAX_LIMIT) : Number(req.limit);
-    const filtered =
-      req.minModRevision !== 0n ||
-      req.maxModRevision !== 0n ||
-      req.minCreateRevision !== 0n ||
-      req.maxCreateRevision !== 0n;
+    const filtered = req.minModRevision !== 0n || req.maxModRevision !== 0n || req.minCreateRevision !== 0n || req.maxCreateRevision !== 0n;
     let order = req.sortOrder;
     // Results come in key order; any other target sorts ascending by default.
     if (req.sortTarget !== RangeRequest_SortTarget.KEY && order === RangeRequest_SortOrder.NONE) {
@@ -305,16 +301,9 @@ export class MvccStore {
     const fetch = filtered || req.sortOrder !== RangeRequest_SortOrder.NONE ? 0 : limit > 0 ? limit + 1 : 0;
     // A value sort needs the values even when they are not returned.
     const keysOnly = req.keysOnly && req.sortTarget !== RangeRequest_SortTarget.VALUE;
-    let kvs = latest
-      ? this.backend.rangeLatest(req.key, end, fetch, keysOnly)
-      : this.backend.rangeAt(req.key, end, rev, fetch, keysOnly);
+    let kvs = latest ? this.backend.rangeLatest(req.key, end, fetch, keysOnly) : this.backend.rangeAt(req.key, end, rev, fetch, keysOnly);
     // count is of every key in the range, before filters and limit.
-    const count =
-      fetch === 0 || kvs.length < fetch
-        ? kvs.length
-        : latest
-          ? this.backend.countLatest(req.key, end)
-          : this.backend.countAt(req.key, end, rev);
+    const count = fetch === 0 || kvs.length < fetch ? kvs.length : latest ? this.backend.countLatest(req.key, end) : this.backend.countAt(req.key, end, rev);
 
     if (filtered) kvs = kvs.filter((kv) => passesFilters(req, kv));
     if (order !== RangeRequest_SortOrder.NONE) sortKvs(kvs, req.sortTarget, order === RangeRequest_SortOrder.DESCEND);

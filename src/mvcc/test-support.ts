@@ -45,8 +45,7 @@ export const txnReq = (compare: Compare[], success: RequestOp[], failure: Reques
 
 export const opRange = (r: RangeRequest) => create(RequestOpSchema, { request: { case: "requestRange", value: r } });
 export const opPut = (r: PutRequest) => create(RequestOpSchema, { request: { case: "requestPut", value: r } });
-export const opDel = (r: DeleteRangeRequest) =>
-  create(RequestOpSchema, { request: { case: "requestDeleteRange", value: r } });
+export const opDel = (r: DeleteRangeRequest) => create(RequestOpSchema, { request: { case: "requestDeleteRange", value: r } });
 export const opTxn = (r: TxnRequest) => create(RequestOpSchema, { request: { case: "requestTxn", value: r } });
 
 type Target = "version" | "createRevision" | "modRevision" | "value" | "lease";
@@ -64,13 +63,7 @@ const resultEnum = {
   "<": Compare_CompareResult.LESS,
 } as const;
 
-export function cmp(
-  key: string,
-  target: Target,
-  result: keyof typeof resultEnum,
-  v: bigint | number | string,
-  rangeEnd?: string,
-): Compare {
+export function cmp(key: string, target: Target, result: keyof typeof resultEnum, v: bigint | number | string, rangeEnd?: string): Compare {
   const value = target === "value" ? enc(String(v)) : BigInt(v);
   return create(CompareSchema, {
     key: enc(key),
@@ -105,10 +98,7 @@ function attach(env: Omit<Env, "store">, store: MvccStore): Env {
 
 export function memoryEnv(o: EnvOptions = {}): Env {
   const backend = new MemoryKvBackend();
-  return attach(
-    { name: "memory", backend, events: [], apply: (f) => f(), close() {} },
-    new MvccStore(backend, o),
-  );
+  return attach({ name: "memory", backend, events: [], apply: (f) => f(), close() {} }, new MvccStore(backend, o));
 }
 
 export function sqliteEnv(o: EnvOptions = {}): Env {

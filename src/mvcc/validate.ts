@@ -3,13 +3,7 @@
 // checks that need the data (missing key for ignore_value, unknown lease,
 // compacted/future revision) happen at apply time in MvccStore.
 
-import type {
-  DeleteRangeRequest,
-  PutRequest,
-  RangeRequest,
-  RequestOp,
-  TxnRequest,
-} from "../gen/etcdserverpb/rpc_pb";
+import type { DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from "../gen/etcdserverpb/rpc_pb";
 import { Errors } from "../errors";
 import { bytesToKeyString } from "./key-range";
 

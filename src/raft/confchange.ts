@@ -32,8 +32,7 @@ export function encodeConfChange(cc: ConfChange): Uint8Array {
   invariant(cc.nodeId >= 0n && cc.nodeId < 1n << 64n, "conf change node id out of range");
   const type = BigInt(cc.type);
   const ctxLen = BigInt(cc.context.byteLength);
-  const size =
-    1 + varintSize(type) + 1 + varintSize(cc.nodeId) + (cc.context.byteLength > 0 ? 1 + varintSize(ctxLen) + cc.context.byteLength : 0);
+  const size = 1 + varintSize(type) + 1 + varintSize(cc.nodeId) + (cc.context.byteLength > 0 ? 1 + varintSize(ctxLen) + cc.context.byteLength : 0);
   const out = new Uint8Array(size);
   let at = 0;
   out[at++] = (2 << 3) | 0;

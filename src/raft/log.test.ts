@@ -6,7 +6,10 @@ import { CompactedError, MemoryStorage, UnavailableError } from "./storage.ts";
 import { type Entry, EntryType } from "./types.ts";
 
 const ent = (index: number, term: number, data = ""): Entry => ({
-  index, term, type: EntryType.Normal, data: new TextEncoder().encode(data),
+  index,
+  term,
+  type: EntryType.Normal,
+  data: new TextEncoder().encode(data),
 });
 const terms = (es: Entry[]) => es.map((e) => e.term);
 

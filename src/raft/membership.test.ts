@@ -18,7 +18,7 @@ function leaderOf(h: Harness): bigint {
 
 describe("conf change encoding and rules", () => {
   test("round trip, including a 64-bit id and a context", () => {
-    const cc = { type: ConfChangeType.AddLearnerNode, nodeId: 0xffffffffffffffffn, context: enc("{\"name\":\"m4\"}") };
+    const cc = { type: ConfChangeType.AddLearnerNode, nodeId: 0xffffffffffffffffn, context: enc('{"name":"m4"}') };
     expect(decodeConfChange(encodeConfChange(cc))).toEqual(cc);
     expect(() => decodeConfChange(new Uint8Array([0x10, 0x80]))).toThrow(/truncated/);
     expect(() => decodeConfChange(new Uint8Array([0x10, 9]))).toThrow(/unsupported/);
@@ -350,8 +350,18 @@ describe("snapshots", () => {
     const snap = h.compact(1n);
     const before = h.get(2n).raft.log.committed;
     h.get(2n).step({
-      type: MessageType.Snap, from: 1n, to: 2n, term: h.get(1n).raft.term, logTerm: 0, index: 0, entries: [], commit: 0,
-      reject: false, rejectHint: 0, context: new Uint8Array(), snapshot: snap,
+      type: MessageType.Snap,
+      from: 1n,
+      to: 2n,
+      term: h.get(1n).raft.term,
+      logTerm: 0,
+      index: 0,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+      context: new Uint8Array(),
+      snapshot: snap,
     });
     h.settle();
     expect(h.get(2n).raft.log.committed).toBe(before);

@@ -10,8 +10,7 @@ const ids = [1n, 2n, 3n];
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
 describe("RawNode", () => {
-  const fresh = () =>
-    new RawNode({ id: 1n, peers: [1n, 2n, 3n], storage: new MemoryStorage(), electionTick: 10, heartbeatTick: 1, rand: seededRandom(3) });
+  const fresh = () => new RawNode({ id: 1n, peers: [1n, 2n, 3n], storage: new MemoryStorage(), electionTick: 10, heartbeatTick: 1, rand: seededRandom(3) });
 
   test("no Ready when there is nothing to do; campaigning produces one", () => {
     const n = fresh();
@@ -21,7 +20,10 @@ describe("RawNode", () => {
     const rd = n.ready()!;
     expect(rd.softState?.role).toBe(Role.Candidate);
     expect(rd.hardState).toEqual({ term: 1, vote: 1n, commit: 0 });
-    expect(rd.messages.map((m) => [m.type, m.to])).toEqual([[MessageType.Vote, 2n], [MessageType.Vote, 3n]]);
+    expect(rd.messages.map((m) => [m.type, m.to])).toEqual([
+      [MessageType.Vote, 2n],
+      [MessageType.Vote, 3n],
+    ]);
     n.advance();
     expect(n.ready()).toBeUndefined(); // nothing is handed out twice
   });

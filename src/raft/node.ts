@@ -113,13 +113,7 @@ export class RawNode {
     const soft = r.softState();
     if (soft.lead !== this.prevSoft.lead || soft.role !== this.prevSoft.role) return true;
     if (!hardStateEqual(r.hardState(), this.prevHard)) return true;
-    return (
-      r.log.unstable.snapshot !== undefined ||
-      r.log.unstableEntries().length > 0 ||
-      r.msgs.length > 0 ||
-      r.readStates.length > 0 ||
-      r.log.hasNextEnts()
-    );
+    return r.log.unstable.snapshot !== undefined || r.log.unstableEntries().length > 0 || r.msgs.length > 0 || r.readStates.length > 0 || r.log.hasNextEnts();
   }
 
   /** The next batch of work, or undefined when there is none. Call advance() after handling it. */
@@ -172,4 +166,3 @@ export class RawNode {
     this.raft.onApplied();
   }
 }
-

@@ -63,7 +63,12 @@ describe("election", () => {
   test("election timeout is randomized in [electionTick, 2*electionTick)", () => {
     for (let seed = 1; seed < 50; seed++) {
       const n = new RawNode({
-        id: 1n, peers: [1n, 2n], storage: new MemoryStorage(), electionTick: 10, heartbeatTick: 1, rand: seededRandom(seed),
+        id: 1n,
+        peers: [1n, 2n],
+        storage: new MemoryStorage(),
+        electionTick: 10,
+        heartbeatTick: 1,
+        rand: seededRandom(seed),
       });
       let ticks = 0;
       while (n.raft.role === Role.Follower) {
@@ -195,7 +200,6 @@ describe("replication", () => {
     expect(h.dataApplied(1n)).toEqual(["g"]);
     expect(rejects).toBeLessThanOrEqual(2);
   });
-
 });
 
 describe("leader commits only current-term entries", () => {
@@ -247,8 +251,7 @@ describe("figure 8 of the Raft paper", () => {
     r1.becomeFollower(r1.term, 0n);
     const t1 = () => h.get(1n).raft.term;
     // To lose S1's new-term entry, strip it from every App (probes and older entries still flow).
-    if (termEntryLost)
-      h.intercept = (m) => (m.type === MessageType.App ? { ...m, entries: m.entries.filter((e) => e.term !== t1()) } : m);
+    if (termEntryLost) h.intercept = (m) => (m.type === MessageType.App ? { ...m, entries: m.entries.filter((e) => e.term !== t1()) } : m);
     elect(h, 1n);
     expect(h.get(3n).raft.log.term(2)).toBe(h.get(1n).raft.log.term(2)); // "A" is on S1, S2, S3
     return h;
@@ -272,8 +275,17 @@ describe("figure 8 of the Raft paper", () => {
     expect(h.leaders()).toEqual([5n]);
     expect(applied(h, "A")).toEqual([]); // never applied anywhere: it was never committed
     expect(applied(h, "B")).toEqual(five);
-    const log5 = h.get(5n).raft.log.allEntries().map((e) => `${e.index}/${e.term}`);
-    for (const id of five) expect(h.get(id).raft.log.allEntries().map((e) => `${e.index}/${e.term}`)).toEqual(log5);
+    const log5 = h
+      .get(5n)
+      .raft.log.allEntries()
+      .map((e) => `${e.index}/${e.term}`);
+    for (const id of five)
+      expect(
+        h
+          .get(id)
+          .raft.log.allEntries()
+          .map((e) => `${e.index}/${e.term}`),
+      ).toEqual(log5);
   });
 
   test("(e) once the leader's current-term entry is on a majority, the old entry is committed and safe", () => {
@@ -306,8 +318,14 @@ describe("flow control and forwarding", () => {
   test("a silent follower in Replicate gets at most maxInflightMsgs unacknowledged Apps", () => {
     const s = new MemoryStorage();
     const n = new RawNode({
-      id: 1n, peers: [1n, 2n], storage: s, electionTick: 10, heartbeatTick: 1, rand: seededRandom(1),
-      maxSizePerMsg: 1, maxInflightMsgs: 3,
+      id: 1n,
+      peers: [1n, 2n],
+      storage: s,
+      electionTick: 10,
+      heartbeatTick: 1,
+      rand: seededRandom(1),
+      maxSizePerMsg: 1,
+      maxInflightMsgs: 3,
     });
     n.campaign();
     n.step(msg({ type: MessageType.VoteResp, from: 2n, to: 1n, term: 1 }));
@@ -357,7 +375,12 @@ describe("flow control and forwarding", () => {
   test("committed entries are handed out in size-bounded batches", () => {
     const s = new MemoryStorage();
     const n = new RawNode({
-      id: 1n, peers: [1n], storage: s, electionTick: 10, heartbeatTick: 1, rand: seededRandom(1),
+      id: 1n,
+      peers: [1n],
+      storage: s,
+      electionTick: 10,
+      heartbeatTick: 1,
+      rand: seededRandom(1),
       maxCommittedSizePerReady: 40,
     });
     n.campaign();

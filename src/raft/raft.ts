@@ -77,13 +77,7 @@ function isVoteRespMsg(t: MessageType): boolean {
   return t === MessageType.VoteResp || t === MessageType.PreVoteResp;
 }
 export function isLocalMsg(t: MessageType): boolean {
-  return (
-    t === MessageType.Hup ||
-    t === MessageType.Beat ||
-    t === MessageType.CheckQuorum ||
-    t === MessageType.SnapStatus ||
-    t === MessageType.Unreachable
-  );
+  return t === MessageType.Hup || t === MessageType.Beat || t === MessageType.CheckQuorum || t === MessageType.SnapStatus || t === MessageType.Unreachable;
 }
 
 /** Requests that travel without a term: they are forwarded as-is to the leader. */
@@ -245,9 +239,7 @@ export class Raft {
     if (prevTerm === undefined || pr.next < this.log.firstIndex()) return this.sendSnapshot(to, pr);
     const ents = this.log.entries(pr.next, this.maxSizePerMsg);
     if (ents.length === 0 && !sendIfEmpty) return false;
-    this.send(
-      msg({ type: MessageType.App, to, index: prevIndex, logTerm: prevTerm, entries: ents, commit: this.log.committed }),
-    );
+    this.send(msg({ type: MessageType.App, to, index: prevIndex, logTerm: prevTerm, entries: ents, commit: this.log.committed }));
     if (ents.length > 0) {
       const last = ents[ents.length - 1].index;
       if (pr.state === ProgressState.Replicate) {
@@ -568,10 +560,7 @@ export class Raft {
         return OK;
       case MessageType.Vote:
       case MessageType.PreVote: {
-        const canVote =
-          this.vote === m.from ||
-          (this.vote === NONE && this.lead === NONE) ||
-          (m.type === MessageType.PreVote && m.term > this.term);
+        const canVote = this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (m.type === MessageType.PreVote && m.term > this.term);
         const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
         if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
           // Answer with the request's term so a pre-candidate can count it.
@@ -830,9 +819,7 @@ export class Raft {
     // so the leader can skip a whole run of conflicting entries in one round trip.
     const hint = this.log.findConflictByTerm(Math.min(m.index, this.log.lastIndex()), m.logTerm);
     const hintTerm = this.log.term(hint) ?? 0;
-    this.send(
-      msg({ type: MessageType.AppResp, to: m.from, index: m.index, reject: true, rejectHint: hint, logTerm: hintTerm }),
-    );
+    this.send(msg({ type: MessageType.AppResp, to: m.from, index: m.index, reject: true, rejectHint: hint, logTerm: hintTerm }));
   }
 
   private handleSnapshot(m: Message): void {
@@ -884,7 +871,10 @@ export class Raft {
   }
 
   private switchToConfig(cs: ConfState, fresh = false): void {
-    invariant(cs.voters.every((v) => !cs.learners.includes(v)), "an id is both voter and learner");
+    invariant(
+      cs.voters.every((v) => !cs.learners.includes(v)),
+      "an id is both voter and learner",
+    );
     if (fresh) this.prs.clear();
     const last = this.log.lastIndex();
     const keep = new Set<NodeId>([...cs.voters, ...cs.learners]);

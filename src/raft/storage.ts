@@ -1,14 +1,6 @@
 // The stable (persisted) log as Raft sees it. server/ implements it on
 // SQLite; MemoryStorage is the reference implementation for tests and sim.
-import {
-  type ConfState,
-  type Entry,
-  type HardState,
-  NONE,
-  type Snapshot,
-  entrySize,
-  invariant,
-} from "./types.ts";
+import { type ConfState, type Entry, type HardState, NONE, type Snapshot, entrySize, invariant } from "./types.ts";
 
 /** Requested index is below the first retained index (it was compacted). */
 export class CompactedError extends Error {

@@ -69,7 +69,6 @@ export function applyRequest(sm: StateMachine, req: InternalRequest["request"]):
 
 /** Whether a txn may add data (a put in any branch, nested included): refused while NOSPACE is active. */
 function txnPuts(t: TxnRequest): boolean {
-  const puts = (op: RequestOp): boolean =>
-    op.request.case === "requestPut" || (op.request.case === "requestTxn" && txnPuts(op.request.value));
+  const puts = (op: RequestOp): boolean => op.request.case === "requestPut" || (op.request.case === "requestTxn" && txnPuts(op.request.value));
   return t.success.some(puts) || t.failure.some(puts);
 }

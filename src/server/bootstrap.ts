@@ -111,7 +111,9 @@ function checkAdvertiseMatchesCluster(name: string, clusterUrls: string[], adver
   const inC = new Set(c);
   const missingFromA = c.filter((u) => !inA.has(u)).map((u) => `${name}=${u}`);
   if (missingFromA.length > 0) {
-    throw new Error(`--initial-cluster has ${missingFromA.join(",")} but missing from --initial-advertise-peer-urls=${a.join(",")} (${JSON.stringify(a)} != ${JSON.stringify(c)})`);
+    throw new Error(
+      `--initial-cluster has ${missingFromA.join(",")} but missing from --initial-advertise-peer-urls=${a.join(",")} (${JSON.stringify(a)} != ${JSON.stringify(c)})`,
+    );
   }
   const missingFromC = a.filter((u) => !inC.has(u));
   throw new Error(`--initial-advertise-peer-urls has ${missingFromC.join(",")} but missing from --initial-cluster=${a.map((u) => `${name}=${u}`).join(",")}`);

@@ -95,9 +95,14 @@ async function rejects(p: Promise<unknown>, want: EtcdError): Promise<void> {
 
 describe("peer URLs", () => {
   test("accepted like etcd's types.NewURLs, trimmed, scheme lowercased, sorted", () => {
-    expect(parsePeerURLs([" http://b:2380 ", "HTTPS://a:1", "unix://sock:0", "unixs://s:", "http://[::1]:2380", "http://u@h:1?q"])).toEqual(
-      ["http://[::1]:2380", "http://b:2380", "http://u@h:1?q", "https://a:1", "unix://sock:0", "unixs://s:"],
-    );
+    expect(parsePeerURLs([" http://b:2380 ", "HTTPS://a:1", "unix://sock:0", "unixs://s:", "http://[::1]:2380", "http://u@h:1?q"])).toEqual([
+      "http://[::1]:2380",
+      "http://b:2380",
+      "http://u@h:1?q",
+      "https://a:1",
+      "unix://sock:0",
+      "unixs://s:",
+    ]);
   });
 
   test("refused → memberBadURLs", () => {
@@ -175,10 +180,7 @@ describe("memberAdd", () => {
     expect(newMemberId(["http://n:1"], "", Math.floor((NOW + 999 - 123) / 1000))).toBe(first.member.id);
     // A second add of that id (other URLs, so the URL check cannot answer first).
     const again: MemberInfo = { ...first.member, peerURLs: ["http://other:1"] };
-    await rejects(
-      deps.proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: again.id, context: encodeMemberContext(again) }),
-      Errors.memberExist(),
-    );
+    await rejects(deps.proposeConfChange({ type: ConfChangeType.AddLearnerNode, nodeId: again.id, context: encodeMemberContext(again) }), Errors.memberExist());
   });
 
   test("strict: a voter needs a started quorum after the add → memberNotEnoughStarted", async () => {

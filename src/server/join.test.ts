@@ -18,7 +18,13 @@ afterEach(async () => {
   await Promise.all(nodes.splice(0).map((n) => n.t.stop()));
 });
 
-const m = (id: bigint, name: string, peer: string[], client: string[] = [], isLearner = false): MemberInfo => ({ id, name, peerURLs: peer, clientURLs: client, isLearner });
+const m = (id: bigint, name: string, peer: string[], client: string[] = [], isLearner = false): MemberInfo => ({
+  id,
+  name,
+  peerURLs: peer,
+  clientURLs: client,
+  isLearner,
+});
 
 const remote = {
   clusterId: 0xcdf818194e3a8c32n,
@@ -41,8 +47,12 @@ describe("members wire format", () => {
   test("malformed answers are rejected", () => {
     expect(() => decodeMembersResponse("[]")).toThrow();
     expect(() => decodeMembersResponse('{"clusterId":"zz","members":[]}')).toThrow(/cluster id/);
-    expect(() => decodeMembersResponse('{"clusterId":"1","members":[{"id":"1","name":"a","peerURLs":"x","clientURLs":[],"isLearner":false}]}')).toThrow(/peerURLs/);
-    expect(() => decodeMembersResponse('{"clusterId":"1","members":[{"id":"12345678901234567","name":"a","peerURLs":[],"clientURLs":[],"isLearner":false}]}')).toThrow(/member id/);
+    expect(() => decodeMembersResponse('{"clusterId":"1","members":[{"id":"1","name":"a","peerURLs":"x","clientURLs":[],"isLearner":false}]}')).toThrow(
+      /peerURLs/,
+    );
+    expect(() =>
+      decodeMembersResponse('{"clusterId":"1","members":[{"id":"12345678901234567","name":"a","peerURLs":[],"clientURLs":[],"isLearner":false}]}'),
+    ).toThrow(/member id/);
   });
 });
 
@@ -105,7 +115,9 @@ describe("validation (ValidateClusterAndAssignIDs)", () => {
 
 describe("fetching the cluster from peers", () => {
   async function server(answer: () => { status: number; body: string; headers?: Record<string, string> }): Promise<TestNode> {
-    const n = await startNode(BigInt(nodes.length + 1), { onPeerRequest: (req) => (req.path === "/members" && req.method === "GET" ? answer() : { status: 404, body: "" }) });
+    const n = await startNode(BigInt(nodes.length + 1), {
+      onPeerRequest: (req) => (req.path === "/members" && req.method === "GET" ? answer() : { status: 404, body: "" }),
+    });
     nodes.push(n);
     return n;
   }
@@ -129,7 +141,10 @@ describe("fetching the cluster from peers", () => {
       "cannot fetch cluster info from peer urls: failed to get raft cluster member(s) from the given URLs",
     );
     // A header contradicting the body: that peer is skipped.
-    const liar = await server(() => ({ ...(encodeMembersResponse(7n, remote.members) as { status: number; body: string }), headers: { "x-tsetcd-cluster-id": "8" } }));
+    const liar = await server(() => ({
+      ...(encodeMembersResponse(7n, remote.members) as { status: number; body: string }),
+      headers: { "x-tsetcd-cluster-id": "8" },
+    }));
     await expect(fetchClusterFromPeers([liar.url], undefined, 1000, quiet)).rejects.toThrow("could not retrieve cluster information");
   });
 

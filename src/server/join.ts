@@ -194,11 +194,7 @@ function urlsEqual(a: string[], b: string[]): string | null {
  *   error validating peerURLs {...}: PeerURLs: no match found for existing member (<id>, [<urls>]), last resolver error (<err>)
  * (etcd also resolves host names before giving up on a pair; we compare the strings only.)
  */
-export function assignLocalId(
-  initialCluster: Map<string, string[]>,
-  localName: string,
-  remote: { clusterId: bigint; members: MemberInfo[] },
-): bigint {
+export function assignLocalId(initialCluster: Map<string, string[]>, localName: string, remote: { clusterId: bigint; members: MemberInfo[] }): bigint {
   const wrap = (msg: string) => new Error(`error validating peerURLs ${formatCluster(remote.clusterId, remote.members)}: ${msg}`);
   const local = [...initialCluster.entries()].map(([name, urls]) => ({ name, urls, id: undefined as bigint | undefined }));
   if (remote.members.length !== local.length) throw wrap("member count is unequal");
@@ -249,6 +245,10 @@ export async function joinExistingCluster(opts: {
   verifyJoinExisting(opts.initialCluster, opts.name);
   const remote = await fetchClusterFromPeers(remotePeerUrls(opts.initialCluster, opts.name), opts.tls, opts.timeoutMs, opts.logger);
   const localId = assignLocalId(opts.initialCluster, opts.name, remote);
-  (opts.logger ?? defaultLog).info("fetched cluster from remote peers", { "cluster-id": hex(remote.clusterId), "local-member-id": hex(localId), members: remote.members.length });
+  (opts.logger ?? defaultLog).info("fetched cluster from remote peers", {
+    "cluster-id": hex(remote.clusterId),
+    "local-member-id": hex(localId),
+    members: remote.members.length,
+  });
   return { clusterId: remote.clusterId, localId, members: remote.members };
 }

@@ -220,12 +220,15 @@ export class LeaseDriver {
         clearTimeout(timer);
         resolve();
       };
-      const timer = setTimeout(() => {
-        const rest = (this.goneWaiters.get(id) ?? []).filter((w) => w !== done);
-        if (rest.length > 0) this.goneWaiters.set(id, rest);
-        else this.goneWaiters.delete(id);
-        resolve();
-      }, Math.max(1, deadline - performance.now()));
+      const timer = setTimeout(
+        () => {
+          const rest = (this.goneWaiters.get(id) ?? []).filter((w) => w !== done);
+          if (rest.length > 0) this.goneWaiters.set(id, rest);
+          else this.goneWaiters.delete(id);
+          resolve();
+        },
+        Math.max(1, deadline - performance.now()),
+      );
       const list = this.goneWaiters.get(id) ?? [];
       list.push(done);
       this.goneWaiters.set(id, list);
@@ -335,7 +338,12 @@ export class LeaseDriver {
       if (!this.lessor.isPrimary) return text(503, "not leader\n");
       const r = this.timeToLiveHere(q.ID, q.keys);
       if (r === "notFound") return text(404, "lease not found\n");
-      const resp: LeaseTimeToLiveResponse = create(LeaseTimeToLiveResponseSchema, { ID: q.ID, TTL: BigInt(r.ttl), grantedTTL: BigInt(r.grantedTtl), keys: r.keys });
+      const resp: LeaseTimeToLiveResponse = create(LeaseTimeToLiveResponseSchema, {
+        ID: q.ID,
+        TTL: BigInt(r.ttl),
+        grantedTTL: BigInt(r.grantedTtl),
+        keys: r.keys,
+      });
       return proto(toBinary(LeaseTimeToLiveResponseSchema, resp));
     } catch (err) {
       return text(500, `${(err as Error)?.message ?? String(err)}\n`);

@@ -31,7 +31,10 @@ test("stale read on a removed leader via the single-voter shortcut", async () =>
 test("learner applies an entry the only voter never persisted", async () => {
   const { members, cfgs, fatals } = await newCluster(1);
   const L = members[0];
-  L.onFatal = (r, e) => { fatals.push(`leader: ${r} ${e}`); (L as any).stopNow(); };
+  L.onFatal = (r, e) => {
+    fatals.push(`leader: ${r} ${e}`);
+    (L as any).stopNow();
+  };
   await until(() => L.isLeader());
   await put(L, "k", "v1");
   const { m: R } = await joinMember(L, true);
@@ -42,17 +45,27 @@ test("learner applies an entry the only voter never persisted", async () => {
   const st = (L as any).storage;
   const orig = st.append.bind(st);
   const hr = (L as any).persistAndApply.bind(L);
-  let armed = false, fired = false;
+  let armed = false,
+    fired = false;
   (L as any).persistAndApply = (rd: any) => {
-    if (armed && !fired && rd.entries.length > 0 && rd.messages.some((m: any) => m.entries.length > 0 && m.commit >= rd.entries[rd.entries.length - 1].index)) { fired = true; st.append = () => { throw new Error("simulated crash before COMMIT"); }; }
+    if (armed && !fired && rd.entries.length > 0 && rd.messages.some((m: any) => m.entries.length > 0 && m.commit >= rd.entries[rd.entries.length - 1].index)) {
+      fired = true;
+      st.append = () => {
+        throw new Error("simulated crash before COMMIT");
+      };
+    }
     return hr(rd);
   };
   armed = true;
-  for (let i = 0; i < 200 && !fired; i++) { void put(L, "k", "LOST" + i).catch(() => {}); await Bun.sleep(5); }
+  for (let i = 0; i < 200 && !fired; i++) {
+    void put(L, "k", "LOST" + i).catch(() => {});
+    await Bun.sleep(5);
+  }
   await Bun.sleep(500);
   st.append = orig;
   // Restart the leader from its disk.
-  await (L as any).transport.stop(); (L as any).db.close();
+  await (L as any).transport.stop();
+  (L as any).db.close();
   await Bun.sleep(1000);
   const L2 = await Member.open(cfgs[0]);
   L2.onFatal = (r, e) => void fatals.push(`L2: ${r} ${e}`);
@@ -62,25 +75,33 @@ test("learner applies an entry the only voter never persisted", async () => {
   // The learner reconnects (backoff) and catches up; then both must hold the same value.
   await until(() => (R as any).appliedIndex >= (L2 as any).appliedIndex, 15000, "learner caught up after the restart");
   expect(await get(R, "k", true)).toBe(await get(L2, "k", true));
-  await L2.stop().catch(() => {}); await R.stop().catch(() => {});
+  await L2.stop().catch(() => {});
+  await R.stop().catch(() => {});
 }, 40000);
 
 // Snapshot data copied >= snapshotCount entries after the snapshot's metadata.
 
 test("install of a late copy snapshots beyond the log in the same transaction", async () => {
-  const small = (c: any) => { c.snapshotCount = 10; c.snapshotCatchUpEntries = 2; };
+  const small = (c: any) => {
+    c.snapshotCount = 10;
+    c.snapshotCatchUpEntries = 2;
+  };
   const { members, fatals } = await newCluster(1, small);
   const L = members[0];
   await until(() => L.isLeader());
   for (let i = 0; i < 40; i++) await put(L, "k" + i, "v");
   const opts = (L.transport as any).opts;
   const orig = opts.openSnapshotData;
-  opts.openSnapshotData = (m: any) => (async function* () {
-    for (let i = 0; i < 25; i++) await put(L, "late" + i, "v"); // the leader keeps applying before the copy
-    yield* orig(m);
-  })();
+  opts.openSnapshotData = (m: any) =>
+    (async function* () {
+      for (let i = 0; i < 25; i++) await put(L, "late" + i, "v"); // the leader keeps applying before the copy
+      yield* orig(m);
+    })();
   const { m: R } = await joinMember(L, true, small);
-  R.onFatal = (r, e) => { fatals.push(`learner: ${r} ${e}`); (R as any).stopNow(); };
+  R.onFatal = (r, e) => {
+    fatals.push(`learner: ${r} ${e}`);
+    (R as any).stopNow();
+  };
   void R.start().catch(() => {});
   // It installs the late copy and catches up (before the fix: a fatal invariant in the install).
   await until(() => fatals.length > 0 || ((R as any).appliedIndex > 0 && (R as any).appliedIndex >= (L as any).appliedIndex), 15000, "learner caught up");

@@ -766,7 +766,13 @@ export class Member {
         {
           type: ConfChangeType.AddNode,
           nodeId: this.memberId,
-          context: encodeMemberContext({ id: this.memberId, name: this.config.name, peerURLs: this.config.initialAdvertisePeerUrls, clientURLs: [], isLearner: false }),
+          context: encodeMemberContext({
+            id: this.memberId,
+            name: this.config.name,
+            peerURLs: this.config.initialAdvertisePeerUrls,
+            clientURLs: [],
+            isLearner: false,
+          }),
         },
         false,
       );
@@ -939,7 +945,8 @@ export class Member {
     if (this.stopped) return Promise.reject(Errors.stopped());
     // A lone voter that leads has applied everything it committed (apply runs in the commit's transaction).
     const r = this.raw.raft;
-    if (r.role === Role.Leader && this.confState.voters.length === 1 && this.confState.voters[0] === this.memberId && r.log.committed === this.appliedIndex) return undefined;
+    if (r.role === Role.Leader && this.confState.voters.length === 1 && this.confState.voters[0] === this.memberId && r.log.committed === this.appliedIndex)
+      return undefined;
     if (this.isLearner()) return Promise.reject(Errors.notSupportedForLearner());
     const p = this.reads.wait(() => Errors.tooManyRequests());
     this.scheduleReady();
@@ -1173,4 +1180,3 @@ function sameConf(a: ConfState, b: ConfState): boolean {
   const key = (c: ConfState) => `${[...c.voters].sort().join(",")}|${[...c.learners].sort().join(",")}`;
   return key(a) === key(b);
 }
-

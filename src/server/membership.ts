@@ -321,13 +321,7 @@ export class Membership {
 
   private write(m: MemberInfo): void {
     const copy = cloneMember(m);
-    this.upsertMember.run(
-      copy.id.toString(),
-      copy.name,
-      JSON.stringify(copy.peerURLs),
-      JSON.stringify(copy.clientURLs),
-      copy.isLearner ? 1 : 0,
-    );
+    this.upsertMember.run(copy.id.toString(), copy.name, JSON.stringify(copy.peerURLs), JSON.stringify(copy.clientURLs), copy.isLearner ? 1 : 0);
     this.members.set(copy.id, copy);
   }
 

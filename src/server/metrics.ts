@@ -27,24 +27,91 @@ export class Metrics {
   constructor(source: MetricsSource) {
     const r = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    new Gauge({ name: "etcd_server_has_leader", help: "Whether or not a leader exists. 1 is existence, 0 is not.", registers: r, collect() { this.set(source.hasLeader() ? 1 : 0); } });
-    new Gauge({ name: "etcd_server_is_leader", help: "Whether or not this member is a leader. 1 if is, 0 otherwise.", registers: r, collect() { this.set(source.isLeader() ? 1 : 0); } });
+    new Gauge({
+      name: "etcd_server_has_leader",
+      help: "Whether or not a leader exists. 1 is existence, 0 is not.",
+      registers: r,
+      collect() {
+        this.set(source.hasLeader() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "etcd_server_is_leader",
+      help: "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+      registers: r,
+      collect() {
+        this.set(source.isLeader() ? 1 : 0);
+      },
+    });
     this.leaderChanges = new Counter({ name: "etcd_server_leader_changes_seen_total", help: "The number of leader changes seen.", registers: r });
-    new Gauge({ name: "etcd_server_version", help: "Which version is running. 1 for 'server_version' label with current version.", labelNames: ["server_version"], registers: r }).set({ server_version: SERVER_VERSION }, 1);
-    new Gauge({ name: "etcd_cluster_version", help: "Which version is running. 1 for 'cluster_version' label with current cluster version", labelNames: ["cluster_version"], registers: r }).set({ cluster_version: API_VERSION }, 1);
-    new Gauge({ name: "etcd_server_id", help: "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.", labelNames: ["server_id"], registers: r }).set({ server_id: source.memberId.toString(16) }, 1);
+    new Gauge({
+      name: "etcd_server_version",
+      help: "Which version is running. 1 for 'server_version' label with current version.",
+      labelNames: ["server_version"],
+      registers: r,
+    }).set({ server_version: SERVER_VERSION }, 1);
+    new Gauge({
+      name: "etcd_cluster_version",
+      help: "Which version is running. 1 for 'cluster_version' label with current cluster version",
+      labelNames: ["cluster_version"],
+      registers: r,
+    }).set({ cluster_version: API_VERSION }, 1);
+    new Gauge({
+      name: "etcd_server_id",
+      help: "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
+      labelNames: ["server_id"],
+      registers: r,
+    }).set({ server_id: source.memberId.toString(16) }, 1);
     this.committed = new Gauge({ name: "etcd_server_proposals_committed_total", help: "The total number of consensus proposals committed.", registers: r });
     this.appliedGauge = new Gauge({ name: "etcd_server_proposals_applied_total", help: "The total number of consensus proposals applied.", registers: r });
-    new Gauge({ name: "etcd_server_proposals_pending", help: "The current number of pending proposals to commit.", registers: r, collect() { this.set(source.pendingProposals()); } });
+    new Gauge({
+      name: "etcd_server_proposals_pending",
+      help: "The current number of pending proposals to commit.",
+      registers: r,
+      collect() {
+        this.set(source.pendingProposals());
+      },
+    });
     this.failed = new Counter({ name: "etcd_server_proposals_failed_total", help: "The total number of failed proposals seen.", registers: r });
-    new Gauge({ name: "etcd_mvcc_db_total_size_in_bytes", help: "Total size of the underlying database physically allocated in bytes.", registers: r, collect() { this.set(source.dbSize()); } });
-    new Gauge({ name: "etcd_mvcc_db_total_size_in_use_in_bytes", help: "Total size of the underlying database logically in use in bytes.", registers: r, collect() { this.set(source.dbSizeInUse()); } });
-    new Gauge({ name: "etcd_debugging_mvcc_watcher_total", help: "Total number of watchers.", registers: r, collect() { this.set(source.watchers()); } });
+    new Gauge({
+      name: "etcd_mvcc_db_total_size_in_bytes",
+      help: "Total size of the underlying database physically allocated in bytes.",
+      registers: r,
+      collect() {
+        this.set(source.dbSize());
+      },
+    });
+    new Gauge({
+      name: "etcd_mvcc_db_total_size_in_use_in_bytes",
+      help: "Total size of the underlying database logically in use in bytes.",
+      registers: r,
+      collect() {
+        this.set(source.dbSizeInUse());
+      },
+    });
+    new Gauge({
+      name: "etcd_debugging_mvcc_watcher_total",
+      help: "Total number of watchers.",
+      registers: r,
+      collect() {
+        this.set(source.watchers());
+      },
+    });
     // etcd's buckets: 1 ms doubling 14 times.
     const buckets = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);
     // One SQLite commit is both the log fsync and the backend commit of a batch.
-    this.fsyncSeconds = new Histogram({ name: "etcd_disk_wal_fsync_duration_seconds", help: "The latency distributions of fsync called by WAL.", buckets, registers: r });
-    this.commitSeconds = new Histogram({ name: "etcd_disk_backend_commit_duration_seconds", help: "The latency distributions of commit called by backend.", buckets, registers: r });
+    this.fsyncSeconds = new Histogram({
+      name: "etcd_disk_wal_fsync_duration_seconds",
+      help: "The latency distributions of fsync called by WAL.",
+      buckets,
+      registers: r,
+    });
+    this.commitSeconds = new Histogram({
+      name: "etcd_disk_backend_commit_duration_seconds",
+      help: "The latency distributions of commit called by backend.",
+      buckets,
+      registers: r,
+    });
   }
 
   /** A Ready was applied: `failures` entries were refused by apply; the committed and applied raft indexes now. */

@@ -68,7 +68,10 @@ describe("peerTlsOptions", () => {
 
   test("auto TLS is ignored when cert files are given", async () => {
     const warnings: string[] = [];
-    const o = await peerTlsOptions(base({ peerAutoTls: true, peerCertFile: files.member.cert, peerKeyFile: files.member.key }), { info: () => {}, warn: (m) => warnings.push(m) });
+    const o = await peerTlsOptions(base({ peerAutoTls: true, peerCertFile: files.member.cert, peerKeyFile: files.member.key }), {
+      info: () => {},
+      warn: (m) => warnings.push(m),
+    });
     expect(warnings).toContain("ignoring peer auto TLS since certs given");
     expect(o?.server?.cert?.toString()).toBe(readFileSync(files.member.cert, "utf8"));
     expect(o?.client?.rejectUnauthorized).toBe(true);
@@ -92,23 +95,34 @@ describe("peerTlsOptions", () => {
     expect(o?.client?.cert?.toString()).toBe(readFileSync(files.client.cert, "utf8"));
     expect(o?.allowedCn).toEqual(["client"]);
     // etcd 3.4: a trusted CA alone already requires client certificates.
-    const caOnly = await peerTlsOptions(base({ peerCertFile: files.member.cert, peerKeyFile: files.member.key, peerTrustedCaFile: join(dir, "ca.pem") }), quiet);
+    const caOnly = await peerTlsOptions(
+      base({ peerCertFile: files.member.cert, peerKeyFile: files.member.key, peerTrustedCaFile: join(dir, "ca.pem") }),
+      quiet,
+    );
     expect(caOnly?.server?.requestCert).toBe(true);
     const plain = await peerTlsOptions(base({ peerCertFile: files.member.cert, peerKeyFile: files.member.key }), quiet);
     expect(plain?.server?.requestCert).toBe(false);
   });
 
   test("user errors carry etcd's texts", async () => {
-    await expect(peerTlsOptions(base({ peerCertFile: files.member.cert }), quiet)).rejects.toThrow(`KeyFile and CertFile must both be present[key: , cert: ${files.member.cert}]`);
-    await expect(peerTlsOptions(base({ peerCertFile: "/nonexistent/c.pem", peerKeyFile: files.member.key }), quiet)).rejects.toThrow("open /nonexistent/c.pem: no such file or directory");
-    await expect(peerTlsOptions(base({ peerCertFile: files.member.cert, peerKeyFile: files.stranger.key }), quiet)).rejects.toThrow("tls: private key does not match public key");
-    await expect(peerTlsOptions(base({ peerCertFile: files.member.key, peerKeyFile: files.member.key }), quiet)).rejects.toThrow("tls: failed to find any PEM data in certificate input");
+    await expect(peerTlsOptions(base({ peerCertFile: files.member.cert }), quiet)).rejects.toThrow(
+      `KeyFile and CertFile must both be present[key: , cert: ${files.member.cert}]`,
+    );
+    await expect(peerTlsOptions(base({ peerCertFile: "/nonexistent/c.pem", peerKeyFile: files.member.key }), quiet)).rejects.toThrow(
+      "open /nonexistent/c.pem: no such file or directory",
+    );
+    await expect(peerTlsOptions(base({ peerCertFile: files.member.cert, peerKeyFile: files.stranger.key }), quiet)).rejects.toThrow(
+      "tls: private key does not match public key",
+    );
+    await expect(peerTlsOptions(base({ peerCertFile: files.member.key, peerKeyFile: files.member.key }), quiet)).rejects.toThrow(
+      "tls: failed to find any PEM data in certificate input",
+    );
     await expect(
       peerTlsOptions(base({ peerCertFile: files.member.cert, peerKeyFile: files.member.key, peerClientCertFile: files.client.cert }), quiet),
     ).rejects.toThrow("ClientKeyFile and ClientCertFile must both be present or both absent");
-    await expect(peerTlsOptions(base({ peerCertFile: files.member.cert, peerKeyFile: files.member.key, peerTrustedCaFile: "/nonexistent/ca.pem" }), quiet)).rejects.toThrow(
-      "open /nonexistent/ca.pem: no such file or directory",
-    );
+    await expect(
+      peerTlsOptions(base({ peerCertFile: files.member.cert, peerKeyFile: files.member.key, peerTrustedCaFile: "/nonexistent/ca.pem" }), quiet),
+    ).rejects.toThrow("open /nonexistent/ca.pem: no such file or directory");
   });
 });
 

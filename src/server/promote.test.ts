@@ -68,7 +68,9 @@ describe("promote wire format", () => {
     expect(decodePromoteReply(ok.status, ok.body)).toEqual(members);
     // etcd-style plain-text answers still map.
     expect(() => decodePromoteReply(404, "member 5 not found")).toThrow(Errors.memberNotFound().message);
-    expect(() => decodePromoteReply(412, "etcdserver: can only promote a learner member which is in sync with leader\n")).toThrow(Errors.learnerNotReady().message);
+    expect(() => decodePromoteReply(412, "etcdserver: can only promote a learner member which is in sync with leader\n")).toThrow(
+      Errors.learnerNotReady().message,
+    );
     expect(() => decodePromoteReply(502, "bad gateway")).toThrow("member promote: unknown error(bad gateway)");
   });
 });

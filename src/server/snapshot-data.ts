@@ -24,7 +24,9 @@ const ALIAS = "snap";
 
 /** meta rows that stay the receiver's own: its identity and its Raft storage rows. */
 function isLocalMetaSql(column: string): string {
-  const names = Object.values(LOCAL_META).map((n) => `'${n}'`).join(", ");
+  const names = Object.values(LOCAL_META)
+    .map((n) => `'${n}'`)
+    .join(", ");
   return `(${column} IN (${names}) OR ${column} LIKE 'raft\\_%' ESCAPE '\\')`;
 }
 
@@ -65,9 +67,9 @@ export function detachSnapshot(db: Database): void {
  * caller's transaction. Returns the snapshot's applied index.
  */
 export function installAttachedSnapshot(db: Database): number {
-  const tables = db
-    .query(`SELECT name FROM ${ALIAS}.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'`)
-    .all() as { name: string }[];
+  const tables = db.query(`SELECT name FROM ${ALIAS}.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'`).all() as {
+    name: string;
+  }[];
   const ours = new Set((db.query("SELECT name FROM main.sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name));
   for (const { name } of tables) {
     if (NOT_REPLICATED_TABLES.has(name)) continue;

@@ -59,8 +59,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const member = await Member.open({
     ...opts,
     peerTls,
-    joinCluster: () =>
-      joinExistingCluster({ name: opts.name, initialCluster: parseInitialCluster(opts.initialCluster), tls: peerTls?.client }),
+    joinCluster: () => joinExistingCluster({ name: opts.name, initialCluster: parseInitialCluster(opts.initialCluster), tls: peerTls?.client }),
   });
   let fatal: ((reason: string) => void) | undefined;
   member.onFatal = (reason) => fatal?.(reason);
@@ -80,9 +79,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   const urls = opts.listenClientUrls.map((raw) => new URL(raw));
   const hosts = urls.map((u) => u.hostname.replace(/^\[|\]$/g, ""));
-  const tlsOptions = urls.some((u) => u.protocol === "https:")
-    ? await clientTlsOptions({ ...opts.tls, dataDir: opts.dataDir, hosts })
-    : undefined;
+  const tlsOptions = urls.some((u) => u.protocol === "https:") ? await clientTlsOptions({ ...opts.tls, dataDir: opts.dataDir, hosts }) : undefined;
 
   const ports: ClientPort[] = [];
   // The client ports listen before the member has published itself (as etcd's do), so a

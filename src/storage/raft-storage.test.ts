@@ -9,16 +9,7 @@ import { join } from "node:path";
 import { bootstrapEntries, decodeConfChange } from "../raft/confchange.ts";
 import { RawNode } from "../raft/node.ts";
 import { MemoryStorage, type Storage } from "../raft/storage.ts";
-import {
-  type ConfState,
-  EMPTY,
-  type Entry,
-  EntryType,
-  type Message,
-  MessageType,
-  type NodeId,
-  Role,
-} from "../raft/types.ts";
+import { type ConfState, EMPTY, type Entry, EntryType, type Message, MessageType, type NodeId, Role } from "../raft/types.ts";
 import { mulberry32, randInt } from "../testing/prng.ts";
 import { openDatabase } from "./db.ts";
 import { SqliteRaftStorage, type SqliteRaftStorageOptions } from "./raft-storage.ts";

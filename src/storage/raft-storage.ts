@@ -40,24 +40,8 @@
 // MemoryStorage's placeholder entry), which is what `term(firstIndex() - 1)`
 // answers. The log table holds exactly the entries offset+1 ..= lastIndex.
 import type { Database, Statement } from "bun:sqlite";
-import {
-  CompactedError,
-  type InitialState,
-  type Storage,
-  UnavailableError,
-  copyConfState,
-} from "../raft/storage.ts";
-import {
-  type ConfState,
-  EMPTY,
-  type Entry,
-  type HardState,
-  NONE,
-  type Snapshot,
-  type SnapshotMeta,
-  entrySize,
-  invariant,
-} from "../raft/types.ts";
+import { CompactedError, type InitialState, type Storage, UnavailableError, copyConfState } from "../raft/storage.ts";
+import { type ConfState, EMPTY, type Entry, type HardState, NONE, type Snapshot, type SnapshotMeta, entrySize, invariant } from "../raft/types.ts";
 import { MetaStore } from "./meta-store.ts";
 
 /** Names of the `meta` rows this module owns. */
@@ -97,10 +81,7 @@ interface LogState {
 }
 
 /** How a committed batch changes the tail cache, replayed by committed(). */
-type CacheOp =
-  | { kind: "append"; entries: Entry[] }
-  | { kind: "compact"; index: number }
-  | { kind: "reset"; index: number };
+type CacheOp = { kind: "append"; entries: Entry[] } | { kind: "compact"; index: number } | { kind: "reset"; index: number };
 
 interface Batch {
   state: LogState;
@@ -175,9 +156,7 @@ export class SqliteRaftStorage implements Storage {
     this.deleteFrom = db.prepare("DELETE FROM log WHERE idx >= ?1");
     this.deleteUpTo = db.prepare("DELETE FROM log WHERE idx <= ?1");
     this.deleteAll = db.prepare("DELETE FROM log");
-    this.selectRange = db.prepare(
-      "SELECT idx AS 'index', term, type, data FROM log WHERE idx >= ?1 AND idx < ?2 ORDER BY idx LIMIT ?3",
-    );
+    this.selectRange = db.prepare("SELECT idx AS 'index', term, type, data FROM log WHERE idx >= ?1 AND idx < ?2 ORDER BY idx LIMIT ?3");
     this.selectTerm = db.prepare("SELECT term FROM log WHERE idx = ?1");
     this.selectBounds = db.prepare("SELECT MIN(idx) AS first, MAX(idx) AS last FROM log");
     this.state = this.load();

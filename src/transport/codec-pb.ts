@@ -34,9 +34,7 @@ export function toPb(m: Message): PbMessage {
     term: BigInt(m.term),
     logTerm: BigInt(m.logTerm),
     index: BigInt(m.index),
-    entries: m.entries.map((e) =>
-      create(EntrySchema, { type: e.type as number, term: BigInt(e.term), index: BigInt(e.index), data: e.data }),
-    ),
+    entries: m.entries.map((e) => create(EntrySchema, { type: e.type as number, term: BigInt(e.term), index: BigInt(e.index), data: e.data })),
     commit: BigInt(m.commit),
     snapshot: m.snapshot && create(SnapshotSchema, { data: m.snapshot.data, metadata: metaToPb(m.snapshot.meta) }),
     reject: m.reject,

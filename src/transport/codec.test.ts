@@ -1,12 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import {
-  ConfChangeSchema,
-  ConfStateSchema,
-  HardStateSchema,
-  MessageSchema as PbMessageSchema,
-  SnapshotMetadataSchema,
-} from "../gen/tsetcdpb/raft_pb.ts";
+import { ConfChangeSchema, ConfStateSchema, HardStateSchema, MessageSchema as PbMessageSchema, SnapshotMetadataSchema } from "../gen/tsetcdpb/raft_pb.ts";
 import {
   type ConfChange,
   ConfChangeType,
@@ -165,9 +159,7 @@ function handPicked(): Message[] {
     );
   }
   // A snapshot with nothing in it, and one with an empty conf state.
-  out.push(
-    msg({ type: MessageType.Snap, snapshot: { data: new Uint8Array(0), meta: { index: 0, term: 0, confState: { voters: [], learners: [] } } } }),
-  );
+  out.push(msg({ type: MessageType.Snap, snapshot: { data: new Uint8Array(0), meta: { index: 0, term: 0, confState: { voters: [], learners: [] } } } }));
   out.push(msg({ type: MessageType.Snap, snapshot: { data: fill(5, 1), meta: { index: 3, term: 1, confState: { voters: [], learners: [1n] } } } }));
   return out.map((m) => {
     if (m.snapshot === undefined) delete m.snapshot;
@@ -208,9 +200,25 @@ describe("round trip", () => {
 
   test("message type numbers are etcd's", () => {
     const etcd: Record<string, number> = {
-      Hup: 0, Beat: 1, Prop: 2, App: 3, AppResp: 4, Vote: 5, VoteResp: 6, Snap: 7, Heartbeat: 8,
-      HeartbeatResp: 9, Unreachable: 10, SnapStatus: 11, CheckQuorum: 12, TransferLeader: 13,
-      TimeoutNow: 14, ReadIndex: 15, ReadIndexResp: 16, PreVote: 17, PreVoteResp: 18,
+      Hup: 0,
+      Beat: 1,
+      Prop: 2,
+      App: 3,
+      AppResp: 4,
+      Vote: 5,
+      VoteResp: 6,
+      Snap: 7,
+      Heartbeat: 8,
+      HeartbeatResp: 9,
+      Unreachable: 10,
+      SnapStatus: 11,
+      CheckQuorum: 12,
+      TransferLeader: 13,
+      TimeoutNow: 14,
+      ReadIndex: 15,
+      ReadIndexResp: 16,
+      PreVote: 17,
+      PreVoteResp: 18,
     };
     for (const t of ALL_TYPES) {
       expect(messageTypeToNumber(t)).toBe(etcd[t]);
@@ -405,7 +413,10 @@ describe("malformed input throws CodecError", () => {
   });
 
   test("maxEntries", () => {
-    const m = msg({ type: MessageType.App, entries: Array.from({ length: 5 }, (_, i) => ({ type: EntryType.Normal, term: 1, index: i + 1, data: fill(2, i) })) });
+    const m = msg({
+      type: MessageType.App,
+      entries: Array.from({ length: 5 }, (_, i) => ({ type: EntryType.Normal, term: 1, index: i + 1, data: fill(2, i) })),
+    });
     const b = encodeMessage(m);
     expect(decodeMessage(b, { maxEntries: 5 }).entries.length).toBe(5);
     expect(() => decodeMessage(b, { maxEntries: 4 })).toThrow(CodecError);

@@ -11,7 +11,7 @@ import { endMark, lengthPrefix, SnapshotBodyParser } from "./snapshot-body.js";
 
 function splitRandomly(buf: Uint8Array, rand: () => number): Uint8Array[] {
   const out: Uint8Array[] = [];
-  for (let at = 0; at < buf.length; ) {
+  for (let at = 0; at < buf.length;) {
     const n = 1 + Math.floor(rand() * 40);
     out.push(buf.subarray(at, Math.min(buf.length, at + n)));
     at += n;
@@ -53,9 +53,18 @@ describe("snapshot body", () => {
       const got: Uint8Array[] = [];
       const wire = body();
       const parts = splitRandomly(wire, rand);
-      for (const c of parts.slice(0, -1)) p.push(c, (x) => (h = x), (x) => got.push(x));
+      for (const c of parts.slice(0, -1))
+        p.push(
+          c,
+          (x) => (h = x),
+          (x) => got.push(x),
+        );
       expect(p.complete).toBe(false);
-      p.push(parts[parts.length - 1], (x) => (h = x), (x) => got.push(x));
+      p.push(
+        parts[parts.length - 1],
+        (x) => (h = x),
+        (x) => got.push(x),
+      );
       expect(p.complete).toBe(true);
       expect(h!).toEqual(header);
       expect(Buffer.concat(got)).toEqual(Buffer.from(data));

@@ -26,7 +26,11 @@ describe("non-Raft peer requests", () => {
     const b = await node(2n, {
       onPeerRequest: async (req) => {
         seen.push(req);
-        return { status: 200, headers: { "content-type": "application/json", "x-echo": req.headers["x-hello"] ?? "" }, body: JSON.stringify({ path: req.path, len: req.body.length }) };
+        return {
+          status: 200,
+          headers: { "content-type": "application/json", "x-echo": req.headers["x-hello"] ?? "" },
+          body: JSON.stringify({ path: req.path, len: req.body.length }),
+        };
       },
     });
     const r = await peerRequest([b.url], "/members?x=1", { timeoutMs: 2000, headers: { "X-Hello": "there" } });

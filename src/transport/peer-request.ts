@@ -162,22 +162,22 @@ export class PeerSessionPool {
     if (this.sessions.size >= this.maxOrigins) {
       const [oldest, p] = this.sessions.entries().next().value!;
       this.sessions.delete(oldest);
-      p.then((s) => s.close(), () => {});
+      p.then(
+        (s) => s.close(),
+        () => {},
+      );
     }
     const p = dial(origin, tls, timeoutMs);
     this.sessions.set(origin, p);
     const forget = () => {
       if (this.sessions.get(origin) === p) this.sessions.delete(origin);
     };
-    p.then(
-      (s) => {
-        if (this.closed) s.close();
-        s.on("error", forget);
-        s.once("close", forget);
-        s.once("goaway", forget);
-      },
-      forget,
-    );
+    p.then((s) => {
+      if (this.closed) s.close();
+      s.on("error", forget);
+      s.once("close", forget);
+      s.once("goaway", forget);
+    }, forget);
     return p;
   }
 
@@ -185,16 +185,23 @@ export class PeerSessionPool {
   drop(origin: string, session: ClientHttp2Session): void {
     const p = this.sessions.get(origin);
     if (p === undefined) return;
-    void p.then((s) => {
-      if (s !== session) return;
-      if (this.sessions.get(origin) === p) this.sessions.delete(origin);
-      s.destroy();
-    }, () => {});
+    void p.then(
+      (s) => {
+        if (s !== session) return;
+        if (this.sessions.get(origin) === p) this.sessions.delete(origin);
+        s.destroy();
+      },
+      () => {},
+    );
   }
 
   close(): void {
     this.closed = true;
-    for (const p of this.sessions.values()) p.then((s) => s.close(), () => {});
+    for (const p of this.sessions.values())
+      p.then(
+        (s) => s.close(),
+        () => {},
+      );
     this.sessions.clear();
   }
 }

@@ -42,24 +42,31 @@ export function requestHeaders(path: string, clusterId: bigint, from: NodeId, to
   };
 }
 
-export type Admission =
-  | { ok: true; from: NodeId }
-  | { ok: false; status: number; reason: string; log: string; fields: Record<string, unknown> };
+export type Admission = { ok: true; from: NodeId } | { ok: false; status: number; reason: string; log: string; fields: Record<string, unknown> };
 
 /**
  * Decides whether an inbound request may proceed, from its headers alone.
  * 412 for another cluster or another member, 410 for a removed sender, 400 for nonsense.
  */
-export function admit(
-  headers: Record<string, unknown>,
-  local: { id: NodeId; clusterId: bigint; isRemoved?: (id: NodeId) => boolean },
-): Admission {
+export function admit(headers: Record<string, unknown>, local: { id: NodeId; clusterId: bigint; isRemoved?: (id: NodeId) => boolean }): Admission {
   const localFields = { "local-member-id": idToHex(local.id), "local-member-cluster-id": idToHex(local.clusterId) };
   if (headers[":method"] !== "POST") {
-    return { ok: false, status: 405, reason: "method not allowed", log: "ignored peer request with wrong method", fields: { ...localFields, method: headers[":method"] } };
+    return {
+      ok: false,
+      status: 405,
+      reason: "method not allowed",
+      log: "ignored peer request with wrong method",
+      fields: { ...localFields, method: headers[":method"] },
+    };
   }
   if (headers[H_PROTOCOL] !== PROTOCOL_VERSION) {
-    return { ok: false, status: 412, reason: "incompatible peer protocol", log: "rejected peer request with incompatible protocol version", fields: { ...localFields, "remote-peer-protocol": headers[H_PROTOCOL] } };
+    return {
+      ok: false,
+      status: 412,
+      reason: "incompatible peer protocol",
+      log: "rejected peer request with incompatible protocol version",
+      fields: { ...localFields, "remote-peer-protocol": headers[H_PROTOCOL] },
+    };
   }
   const cluster = parseHexId(headers[H_CLUSTER]);
   if (cluster !== local.clusterId) {

@@ -103,7 +103,12 @@ export function recordingLogger(): TransportLogger & { lines: LogLine[]; has(msg
   const lines: LogLine[] = [];
   const rec = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
     lines.push({ level, msg, fields });
-    if (process.env.TRANSPORT_TEST_LOG) console.error(level, msg, JSON.stringify(fields ?? {}, (_k, v) => (typeof v === "bigint" ? v.toString(16) : v)));
+    if (process.env.TRANSPORT_TEST_LOG)
+      console.error(
+        level,
+        msg,
+        JSON.stringify(fields ?? {}, (_k, v) => (typeof v === "bigint" ? v.toString(16) : v)),
+      );
   };
   return {
     lines,
@@ -140,12 +145,7 @@ export interface TestNode {
 }
 
 /** A started transport on a free 127.0.0.1 port that records what it receives. */
-export async function startNode(
-  id: bigint,
-  extra: Partial<TransportOptions> = {},
-  port?: number,
-  scheme: "http" | "https" = "http",
-): Promise<TestNode> {
+export async function startNode(id: bigint, extra: Partial<TransportOptions> = {}, port?: number, scheme: "http" | "https" = "http"): Promise<TestNode> {
   const p = port ?? (await freePort());
   const received: Message[] = [];
   const unreachable: bigint[] = [];

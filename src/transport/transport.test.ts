@@ -17,7 +17,14 @@ async function node(id: bigint, extra: Parameters<typeof startNode>[1] = {}, por
 }
 
 function app(from: bigint, to: bigint, index: number): Message {
-  return msg({ type: MessageType.App, from, to, term: 1, index, entries: [{ term: 1, index: index + 1, type: 0, data: new TextEncoder().encode(`e${index}`) }] });
+  return msg({
+    type: MessageType.App,
+    from,
+    to,
+    term: 1,
+    index,
+    entries: [{ term: 1, index: index + 1, type: 0, data: new TextEncoder().encode(`e${index}`) }],
+  });
 }
 
 describe("transport", () => {

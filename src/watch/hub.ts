@@ -423,4 +423,3 @@ function toEvent(kv: KeyValue): Event {
 export function isCreateEvent(ev: Event): boolean {
   return ev.type === Event_EventType.PUT && ev.kv!.createRevision === ev.kv!.modRevision;
 }
-

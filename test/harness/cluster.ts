@@ -271,9 +271,7 @@ export class Cluster {
     await Promise.all(
       this.members.map((m, i) =>
         m.start(
-          from === "config"
-            ? this.configStart(m, i + 1, initialCluster, opts.readyTimeoutMs)
-            : this.flagStart(m, initialCluster, "new", opts.readyTimeoutMs),
+          from === "config" ? this.configStart(m, i + 1, initialCluster, opts.readyTimeoutMs) : this.flagStart(m, initialCluster, "new", opts.readyTimeoutMs),
         ),
       ),
     );
@@ -366,9 +364,7 @@ export class Cluster {
   /** Status of each of `members` that answers within the timeout (others: an Error). */
   async statuses(members: ClusterMember[] = this.members): Promise<Array<MemberStatus | Error>> {
     return Promise.all(
-      members.map((m) =>
-        m.running && !m.paused ? m.status().catch((e: unknown) => e as Error) : Promise.resolve(new Error(`${m.name} not running`)),
-      ),
+      members.map((m) => (m.running && !m.paused ? m.status().catch((e: unknown) => e as Error) : Promise.resolve(new Error(`${m.name} not running`)))),
     );
   }
 
@@ -478,7 +474,7 @@ export class Cluster {
    */
   async reconfig(args: string[], via: ClusterMember[] = this.running, timeoutMs = 15_000): Promise<EtcdctlResult> {
     let ctl = await this.ctl(args, { members: via });
-    for (const deadline = Date.now() + timeoutMs; ctl.code !== 0 && /unhealthy cluster/.test(ctl.stderr) && Date.now() < deadline; ) {
+    for (const deadline = Date.now() + timeoutMs; ctl.code !== 0 && /unhealthy cluster/.test(ctl.stderr) && Date.now() < deadline;) {
       await Bun.sleep(250);
       ctl = await this.ctl(args, { members: via });
     }
@@ -525,7 +521,12 @@ export function parseTable(text: string): string[][] {
   return text
     .split("\n")
     .filter((l) => l.startsWith("|") && l.endsWith("|"))
-    .map((l) => l.slice(1, -1).split("|").map((c) => c.trim()));
+    .map((l) =>
+      l
+        .slice(1, -1)
+        .split("|")
+        .map((c) => c.trim()),
+    );
 }
 
 /** Rows of a table as objects keyed by the header. */

@@ -70,10 +70,12 @@ function portTaken(port: number): Promise<boolean> {
       clearTimeout(timer);
       resolve(true);
     });
-    srv.listen({ host: "127.0.0.1", port, exclusive: true }, () => srv.close(() => {
-      clearTimeout(timer);
-      resolve(false);
-    }));
+    srv.listen({ host: "127.0.0.1", port, exclusive: true }, () =>
+      srv.close(() => {
+        clearTimeout(timer);
+        resolve(false);
+      }),
+    );
   });
 }
 
@@ -129,10 +131,13 @@ export async function runE2E(opts: E2EOptions): Promise<E2EResult> {
     if (result.tail.length > 2 * MAX_TAIL_CHARS) result.tail = result.tail.slice(-MAX_TAIL_CHARS);
     opts.onLine?.(line);
   };
-  const timer = setTimeout(() => {
-    result.timedOut = true;
-    cleanup();
-  }, (opts.goTimeoutSec + 60) * 1000);
+  const timer = setTimeout(
+    () => {
+      result.timedOut = true;
+      cleanup();
+    },
+    (opts.goTimeoutSec + 60) * 1000,
+  );
   await Promise.all([readLines(proc.stdout, onLine), readLines(proc.stderr, onLine)]);
   await proc.exited;
   clearTimeout(timer);

@@ -58,10 +58,7 @@ export async function etcdctl(endpoint: string | string[], args: string[], opts:
     timedOut = true;
     proc.kill("SIGKILL");
   }, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-  const [stdout, stderr] = await Promise.all([
-    new Response(proc.stdout as ReadableStream).text(),
-    new Response(proc.stderr as ReadableStream).text(),
-  ]);
+  const [stdout, stderr] = await Promise.all([new Response(proc.stdout as ReadableStream).text(), new Response(proc.stderr as ReadableStream).text()]);
   await proc.exited;
   clearTimeout(timer);
   return { stdout, stderr, code: timedOut ? TIMEOUT_EXIT_CODE : (proc.exitCode ?? 128), timedOut };
@@ -89,7 +86,10 @@ function normalizeTables(text: string): string {
         return "+---+";
       }
       if (inTable && line.startsWith("|") && line.endsWith("|")) {
-        const cells = line.slice(1, -1).split("|").map((c) => c.trim());
+        const cells = line
+          .slice(1, -1)
+          .split("|")
+          .map((c) => c.trim());
         if (header === null) header = cells;
         else {
           const names = header;
@@ -120,10 +120,7 @@ const RULES: Array<[RegExp, string]> = [
   [/^"(ClusterID|MemberID|RaftTerm|Leader|DBSize|DBSizeInUse|ID)" : \d+$/gm, '"$1" : <$1>'],
   [/^"Version" : "[^"]*"$/gm, '"Version" : "<Version>"'],
   // simple `endpoint status`: ENDPOINT, ID, VERSION, DB SIZE, IS LEADER, IS LEARNER, RAFT TERM, ...
-  [
-    /^(\S+), [0-9a-f]+, [^,]+, [^,]+, (true|false), (true|false), \d+, /gm,
-    "$1, <ID>, <VERSION>, <DB SIZE>, $2, $3, <RAFT TERM>, ",
-  ],
+  [/^(\S+), [0-9a-f]+, [^,]+, [^,]+, (true|false), (true|false), \d+, /gm, "$1, <ID>, <VERSION>, <DB SIZE>, $2, $3, <RAFT TERM>, "],
   // simple `endpoint health`
   [/(is (?:un)?healthy: .*took = )\S+/g, "$1<took>"],
 ];

@@ -105,7 +105,11 @@ function installCleanup(): void {
   cleanupInstalled = true;
   process.on("exit", killAllNow);
   // An interrupted test run (Ctrl-C, CI timeout) must not leave servers holding ports.
-  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGHUP", 129]] as const) {
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+    ["SIGHUP", 129],
+  ] as const) {
     process.once(signal, () => {
       killAllNow();
       process.exit(code);
@@ -194,7 +198,10 @@ async function pump(stream: ReadableStream<Uint8Array>, sink: LogSink): Promise<
 // ---- start ---------------------------------------------------------------------------------
 
 class StartError extends Error {
-  constructor(message: string, readonly portClash: boolean) {
+  constructor(
+    message: string,
+    readonly portClash: boolean,
+  ) {
     super(message);
   }
 }
@@ -210,9 +217,7 @@ async function startOnce(opts: StartOptions): Promise<Member> {
   // The fresh (empty, mode 0700) temp dir itself, so a caller that keeps and later deletes
   // member.dataDir leaves nothing behind.
   const dataDir = flagValue(extra, "data-dir") ?? opts.dataDir ?? ownedDir!;
-  const advertised = opts.exactArgs
-    ? undefined
-    : (flagValue(extra, "advertise-client-urls") ?? flagValue(extra, "listen-client-urls"));
+  const advertised = opts.exactArgs ? undefined : (flagValue(extra, "advertise-client-urls") ?? flagValue(extra, "listen-client-urls"));
 
   installCleanup();
   const argv = opts.exactArgs ? extra : memberArgs(name, dataDir, clientUrl, peerUrl, extra);
@@ -227,10 +232,7 @@ async function startOnce(opts: StartOptions): Promise<Member> {
   if (ownedDir && !tracked.keepDataDir) dirsToRemove.add(ownedDir);
 
   const sink = new LogSink();
-  const pumps = Promise.all([
-    pump(proc.stdout as ReadableStream<Uint8Array>, sink),
-    pump(proc.stderr as ReadableStream<Uint8Array>, sink),
-  ]);
+  const pumps = Promise.all([pump(proc.stdout as ReadableStream<Uint8Array>, sink), pump(proc.stderr as ReadableStream<Uint8Array>, sink)]);
   let gone = false;
   const exited = proc.exited.then(() => {
     gone = true;

@@ -25,9 +25,8 @@ export const CHROMIUM_BIN = "/usr/bin/chromium";
 export const ETCD_TOOLS_DIR = join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "etcd-tools");
 export const E2E_BIN = join(ETCD_TOOLS_DIR, "etcd-e2e.test");
 /** build-etcd-benchmark.sh names it etcd-benchmark; accept a plain `benchmark` too. */
-export const BENCHMARK_BIN = [join(ETCD_TOOLS_DIR, "etcd-benchmark"), join(ETCD_TOOLS_DIR, "benchmark")].find(
-  (p) => existsSync(p),
-) ?? join(ETCD_TOOLS_DIR, "etcd-benchmark");
+export const BENCHMARK_BIN =
+  [join(ETCD_TOOLS_DIR, "etcd-benchmark"), join(ETCD_TOOLS_DIR, "benchmark")].find((p) => existsSync(p)) ?? join(ETCD_TOOLS_DIR, "etcd-benchmark");
 /** etcd's Go sources (golang-etcd-server-dev); the e2e suite must run from its tests/e2e. */
 export const ETCD_SRC_DIR = "/usr/share/gocode/src/go.etcd.io/etcd";
 

@@ -60,9 +60,7 @@ export class GrpcServer {
 
   private unknownMessage(path: string): string {
     const [, service = "", method = ""] = path.split("/");
-    return this.services.has(service)
-      ? `unknown method ${method} for service ${service}`
-      : `unknown service ${service}`;
+    return this.services.has(service) ? `unknown method ${method} for service ${service}` : `unknown service ${service}`;
   }
 }
 
@@ -149,7 +147,10 @@ class GrpcCall implements CallContext {
     this.stream.on("end", () => {
       if (this.done) return;
       if (count !== 1 || this.reader.hasPartial) {
-        const what = count === 0 ? "grpc: client streaming protocol violation: get <nil>, want <EOF>" : "grpc: client streaming protocol violation: get <data>, want <EOF>";
+        const what =
+          count === 0
+            ? "grpc: client streaming protocol violation: get <nil>, want <EOF>"
+            : "grpc: client streaming protocol violation: get <data>, want <EOF>";
         this.finish(Code.Internal, what);
         return;
       }

@@ -100,7 +100,16 @@ async function measure(mode: string, port: number): Promise<{ usPerCall: number;
 }
 
 async function run(port: number, total: number): Promise<string> {
-  const args = [`--endpoints=127.0.0.1:${port}`, "--conns=100", "--clients=1000", "put", "--key-size=8", "--sequential-keys", `--total=${total}`, "--val-size=256"];
+  const args = [
+    `--endpoints=127.0.0.1:${port}`,
+    "--conns=100",
+    "--clients=1000",
+    "put",
+    "--key-size=8",
+    "--sequential-keys",
+    `--total=${total}`,
+    "--val-size=256",
+  ];
   const p = Bun.spawn([BENCHMARK, ...args], { stdout: "pipe", stderr: "pipe" });
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   if (code !== 0) throw new Error(`benchmark failed (${code}): ${err}`);

@@ -204,15 +204,27 @@ test("connection errors end with GOAWAY and the right code", async () => {
     ["WINDOW_UPDATE of 0 on the connection", (c) => c.send(PREFACE, settings([]), frame(FrameType.WINDOW_UPDATE, 0, 0, u32(0))), ErrorCode.PROTOCOL_ERROR],
     ["bad SETTINGS length", (c) => c.send(PREFACE, frame(FrameType.SETTINGS, 0, 0, new Uint8Array(5))), ErrorCode.FRAME_SIZE_ERROR],
     ["INITIAL_WINDOW_SIZE too big", (c) => c.send(PREFACE, settings([[Setting.INITIAL_WINDOW_SIZE, 2 ** 31]])), ErrorCode.FLOW_CONTROL_ERROR],
-    ["PUSH_PROMISE from a client", (c) => c.send(PREFACE, settings([]), frame(FrameType.PUSH_PROMISE, Flag.END_HEADERS, 1, new Uint8Array(4))), ErrorCode.PROTOCOL_ERROR],
+    [
+      "PUSH_PROMISE from a client",
+      (c) => c.send(PREFACE, settings([]), frame(FrameType.PUSH_PROMISE, Flag.END_HEADERS, 1, new Uint8Array(4))),
+      ErrorCode.PROTOCOL_ERROR,
+    ],
     ["DATA on an idle stream", (c) => c.send(PREFACE, settings([]), frame(FrameType.DATA, 0, 7, new Uint8Array(3))), ErrorCode.PROTOCOL_ERROR],
-    ["bad HPACK", (c) => c.send(PREFACE, settings([]), frame(FrameType.HEADERS, Flag.END_HEADERS, 1, Uint8Array.from([0xff, 0xff, 0xff, 0xff]))), ErrorCode.COMPRESSION_ERROR],
+    [
+      "bad HPACK",
+      (c) => c.send(PREFACE, settings([]), frame(FrameType.HEADERS, Flag.END_HEADERS, 1, Uint8Array.from([0xff, 0xff, 0xff, 0xff]))),
+      ErrorCode.COMPRESSION_ERROR,
+    ],
     [
       "frame inside a header block",
       (c) => c.send(PREFACE, settings([]), frame(FrameType.HEADERS, 0, 1, encodeHeaders(REQUEST)), frame(FrameType.PING, 0, 0, new Uint8Array(8))),
       ErrorCode.PROTOCOL_ERROR,
     ],
-    ["padding longer than the frame", (c) => c.send(PREFACE, settings([]), headersFrame(1, false), frame(FrameType.DATA, Flag.PADDED, 1, Uint8Array.from([9, 1, 2]))), ErrorCode.PROTOCOL_ERROR],
+    [
+      "padding longer than the frame",
+      (c) => c.send(PREFACE, settings([]), headersFrame(1, false), frame(FrameType.DATA, Flag.PADDED, 1, Uint8Array.from([9, 1, 2]))),
+      ErrorCode.PROTOCOL_ERROR,
+    ],
   ];
   for (const [name, act, code] of cases) {
     const c = await RawClient.connect(port, false);
@@ -258,7 +270,11 @@ test("streams above MAX_CONCURRENT_STREAMS are refused", async () => {
 test("CONTINUATION frames join one header block", async () => {
   const c = await RawClient.connect(port);
   const block = encodeHeaders({ ...REQUEST, "x-pad": "p".repeat(100) });
-  c.send(frame(FrameType.HEADERS, Flag.END_STREAM, 1, block.subarray(0, 10)), frame(FrameType.CONTINUATION, 0, 1, block.subarray(10, 50)), frame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, block.subarray(50)));
+  c.send(
+    frame(FrameType.HEADERS, Flag.END_STREAM, 1, block.subarray(0, 10)),
+    frame(FrameType.CONTINUATION, 0, 1, block.subarray(10, 50)),
+    frame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, block.subarray(50)),
+  );
   await c.waitFor((f) => f.type === FrameType.HEADERS && f.id === 1 && (f.flags & Flag.END_STREAM) !== 0);
   c.close();
 });

@@ -27,7 +27,18 @@ import {
   writeSettingsAck,
   writeWindowUpdate,
 } from "./frames.js";
-import { HAS_PSEUDO, HpackDecoder, HpackError, MALFORMED_NAME, MALFORMED_VALUE, PSEUDO_AFTER_REGULAR, TABLE_SIZE_ZERO, TOO_LARGE, UNKNOWN_PSEUDO, type HeaderMap } from "./hpack.js";
+import {
+  HAS_PSEUDO,
+  HpackDecoder,
+  HpackError,
+  MALFORMED_NAME,
+  MALFORMED_VALUE,
+  PSEUDO_AFTER_REGULAR,
+  TABLE_SIZE_ZERO,
+  TOO_LARGE,
+  UNKNOWN_PSEUDO,
+  type HeaderMap,
+} from "./hpack.js";
 import { Output } from "./output.js";
 import { FrameReader } from "./reader.js";
 import { H2Stream } from "./stream.js";
@@ -683,7 +694,13 @@ function validRequest(h: HeaderMap): boolean {
     const path = h[":path"];
     if (typeof path !== "string" || path.length === 0 || typeof h[":scheme"] !== "string") return false;
   }
-  if (h.connection !== undefined || h["keep-alive"] !== undefined || h["proxy-connection"] !== undefined || h["transfer-encoding"] !== undefined || h.upgrade !== undefined) {
+  if (
+    h.connection !== undefined ||
+    h["keep-alive"] !== undefined ||
+    h["proxy-connection"] !== undefined ||
+    h["transfer-encoding"] !== undefined ||
+    h.upgrade !== undefined
+  ) {
     return false;
   }
   const te = h.te;

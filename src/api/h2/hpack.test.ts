@@ -3,7 +3,18 @@
 // encoder's output against our decoder.
 import { expect, test } from "bun:test";
 import { CODES, huffmanDecode } from "./huffman.js";
-import { encodeHeaders, GRPC_OK_TRAILER_BLOCK, GRPC_RESPONSE_BLOCK, HpackDecoder, HpackError, isGrpcOkTrailer, isGrpcResponse, MALFORMED_NAME, PSEUDO_AFTER_REGULAR, TOO_LARGE } from "./hpack.js";
+import {
+  encodeHeaders,
+  GRPC_OK_TRAILER_BLOCK,
+  GRPC_RESPONSE_BLOCK,
+  HpackDecoder,
+  HpackError,
+  isGrpcOkTrailer,
+  isGrpcResponse,
+  MALFORMED_NAME,
+  PSEUDO_AFTER_REGULAR,
+  TOO_LARGE,
+} from "./hpack.js";
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
 const entries = (d: HpackDecoder) => d.tableState.entries;

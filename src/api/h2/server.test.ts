@@ -31,7 +31,13 @@ const { services, store } = fakeServices({
 function plainHandler(stream: H2Stream, headers: HeaderMap): void {
   const path = headers[":path"];
   if (path === "/echo-headers") {
-    stream.respond({ ":status": 200, "x-method": String(headers[":method"]), "x-multi": ["one", "two"], "x-long": "v".repeat(500), "content-type": "text/plain" });
+    stream.respond({
+      ":status": 200,
+      "x-method": String(headers[":method"]),
+      "x-multi": ["one", "two"],
+      "x-long": "v".repeat(500),
+      "content-type": "text/plain",
+    });
     stream.end("ok");
     stream.resume();
     return;
@@ -221,32 +227,49 @@ describe.each(["node:net", "Bun.listen"])("over %s sockets", (kind) => {
     }
   }, 30_000);
 
-  test.skipIf(!HAVE_ETCDCTL)("real etcdctl (Go gRPC client) put and get", async () => {
-    const run = async (...args: string[]) => {
-      const p = Bun.spawn([ETCDCTL, `--endpoints=127.0.0.1:${port}`, "--dial-timeout=3s", "--command-timeout=5s", ...args], {
-        env: { ...process.env, ETCDCTL_API: "3" },
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-      return { out, err, code };
-    };
-    const put = await run("put", "foo", "bar");
-    expect(put.err).toBe("");
-    expect(put.out.trim()).toBe("OK");
-    expect(put.code).toBe(0);
-    const get = await run("get", "foo");
-    expect(get.out.trim().split("\n")).toEqual(["foo", "bar"]);
-    const bad = await run("put", "", "x");
-    expect(bad.err).toContain("key is not provided");
-  }, 30_000);
+  test.skipIf(!HAVE_ETCDCTL)(
+    "real etcdctl (Go gRPC client) put and get",
+    async () => {
+      const run = async (...args: string[]) => {
+        const p = Bun.spawn([ETCDCTL, `--endpoints=127.0.0.1:${port}`, "--dial-timeout=3s", "--command-timeout=5s", ...args], {
+          env: { ...process.env, ETCDCTL_API: "3" },
+          stdout: "pipe",
+          stderr: "pipe",
+        });
+        const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+        return { out, err, code };
+      };
+      const put = await run("put", "foo", "bar");
+      expect(put.err).toBe("");
+      expect(put.out.trim()).toBe("OK");
+      expect(put.code).toBe(0);
+      const get = await run("get", "foo");
+      expect(get.out.trim().split("\n")).toEqual(["foo", "bar"]);
+      const bad = await run("put", "", "x");
+      expect(bad.err).toContain("key is not provided");
+    },
+    30_000,
+  );
 
-  test.skipIf(!HAVE_BENCHMARK)("etcd's benchmark (Go gRPC, BDP pings, window updates): 20,000 puts without a stall", async () => {
-    const args = [`--endpoints=127.0.0.1:${port}`, "--conns=2", "--clients=100", "put", "--key-size=8", "--sequential-keys", "--total=20000", "--val-size=256"];
-    const p = Bun.spawn([BENCHMARK, ...args], { stdout: "pipe", stderr: "pipe" });
-    const [out, , code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-    expect(code).toBe(0);
-    expect(out).not.toContain("Error distribution");
-    expect(out).toMatch(/Requests\/sec/);
-  }, 60_000);
+  test.skipIf(!HAVE_BENCHMARK)(
+    "etcd's benchmark (Go gRPC, BDP pings, window updates): 20,000 puts without a stall",
+    async () => {
+      const args = [
+        `--endpoints=127.0.0.1:${port}`,
+        "--conns=2",
+        "--clients=100",
+        "put",
+        "--key-size=8",
+        "--sequential-keys",
+        "--total=20000",
+        "--val-size=256",
+      ];
+      const p = Bun.spawn([BENCHMARK, ...args], { stdout: "pipe", stderr: "pipe" });
+      const [out, , code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      expect(code).toBe(0);
+      expect(out).not.toContain("Error distribution");
+      expect(out).toMatch(/Requests\/sec/);
+    },
+    60_000,
+  );
 });

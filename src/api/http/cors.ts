@@ -4,8 +4,15 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 
 const ALLOW_HEADERS = [
-  "accept", "content-type", "authorization", "token",
-  "x-grpc-web", "x-user-agent", "grpc-timeout", "connect-protocol-version", "connect-timeout-ms",
+  "accept",
+  "content-type",
+  "authorization",
+  "token",
+  "x-grpc-web",
+  "x-user-agent",
+  "grpc-timeout",
+  "connect-protocol-version",
+  "connect-timeout-ms",
 ].join(", ");
 const EXPOSE_HEADERS = ["grpc-status", "grpc-message", "grpc-status-details-bin"].join(", ");
 

@@ -8,12 +8,21 @@ type Op = Operation<KvInput, KvOutput>;
 type Result = CheckResult<KvInput, KvOutput>;
 
 // Terse constructors: ret undefined = the client never heard back.
-const get = (c: number, key: string, call: number, ret?: number, output?: string | null): Op =>
-  ({ clientId: c, input: { op: "get", key }, call, ret, output });
-const put = (c: number, key: string, value: string, call: number, ret?: number): Op =>
-  ({ clientId: c, input: { op: "put", key, value }, call, ret, output: ret === undefined ? undefined : null });
-const cas = (c: number, key: string, expected: string | null, value: string, call: number, ret?: number, output?: boolean): Op =>
-  ({ clientId: c, input: { op: "cas", key, expected, value }, call, ret, output });
+const get = (c: number, key: string, call: number, ret?: number, output?: string | null): Op => ({ clientId: c, input: { op: "get", key }, call, ret, output });
+const put = (c: number, key: string, value: string, call: number, ret?: number): Op => ({
+  clientId: c,
+  input: { op: "put", key, value },
+  call,
+  ret,
+  output: ret === undefined ? undefined : null,
+});
+const cas = (c: number, key: string, expected: string | null, value: string, call: number, ret?: number, output?: boolean): Op => ({
+  clientId: c,
+  input: { op: "cas", key, expected, value },
+  call,
+  ret,
+  output,
+});
 
 const check = (h: Op[]) => checkLinearizable(kvModel, h);
 const ok = (h: Op[]) => expect(check(h)).toEqual({ ok: true });
@@ -77,11 +86,7 @@ describe("hand-written histories", () => {
   });
 
   test("a failure names the offending key's partition and a witness", () => {
-    const h = [
-      put(1, "x", "1", 0, 1), put(1, "y", "1", 0, 1),
-      get(2, "x", 2, 3, "1"), put(1, "y", "2", 2, 3),
-      get(2, "y", 4, 5, "1"), get(2, "x", 4, 5, "1"),
-    ];
+    const h = [put(1, "x", "1", 0, 1), put(1, "y", "1", 0, 1), get(2, "x", 2, 3, "1"), put(1, "y", "2", 2, 3), get(2, "y", 4, 5, "1"), get(2, "x", 4, 5, "1")];
     const r = check(h);
     if (r.ok !== false) throw new Error("expected a violation");
     expect(r.partition.every((op) => op.input.key === "y")).toBe(true);

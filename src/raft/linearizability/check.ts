@@ -27,11 +27,7 @@ export type CheckResult<I, O> =
     }
   | { ok: "unknown"; reason: "timeout" | "state-limit" };
 
-export function checkLinearizable<S, I, O>(
-  model: Model<S, I, O>,
-  history: readonly Operation<I, O>[],
-  opts: CheckOptions = {},
-): CheckResult<I, O> {
+export function checkLinearizable<S, I, O>(model: Model<S, I, O>, history: readonly Operation<I, O>[], opts: CheckOptions = {}): CheckResult<I, O> {
   validateHistory(history);
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   const maxStates = opts.maxStates ?? 1_000_000;
@@ -97,12 +93,7 @@ function unlift(call: Entry): void {
   call.next!.prev = call;
 }
 
-function checkPartition<S, I, O>(
-  model: Model<S, I, O>,
-  ops: readonly Operation<I, O>[],
-  deadline: number,
-  maxStates: number,
-): CheckResult<I, O> {
+function checkPartition<S, I, O>(model: Model<S, I, O>, ops: readonly Operation<I, O>[], deadline: number, maxStates: number): CheckResult<I, O> {
   const outcomes: Outcome<O>[] = ops.map(outcomeOf);
   const head = buildList(ops);
   const linearized = new Bitset(ops.length);
@@ -152,12 +143,7 @@ function checkPartition<S, I, O>(
   return { ok: true };
 }
 
-function failure<S, I, O>(
-  model: Model<S, I, O>,
-  ops: readonly Operation<I, O>[],
-  outcomes: Outcome<O>[],
-  best: number[],
-): CheckResult<I, O> {
+function failure<S, I, O>(model: Model<S, I, O>, ops: readonly Operation<I, O>[], outcomes: Outcome<O>[], best: number[]): CheckResult<I, O> {
   const line = (id: number) => {
     const op = ops[id];
     return `  client ${op.clientId} [${op.call}, ${op.ret ?? "∞"}] ${model.describe(op.input, outcomes[id])}`;

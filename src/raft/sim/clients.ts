@@ -71,9 +71,7 @@ export class Clients {
       accepted = this.host.readIndex(node, id);
     } else {
       const cmd: KvCommand =
-        input.op === "put"
-          ? { id, op: "put", key, value: input.value }
-          : { id, op: "cas", key, expected: input.expected, value: input.value };
+        input.op === "put" ? { id, op: "put", key, value: input.value } : { id, op: "cas", key, expected: input.expected, value: input.value };
       this.byCmd.set(id, w);
       accepted = this.host.propose(node, encodeCommand(cmd));
     }

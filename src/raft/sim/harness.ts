@@ -4,17 +4,7 @@
 import { bootstrapEntries, decodeConfChange } from "../confchange.ts";
 import { RawNode } from "../node.ts";
 import { MemoryStorage, copyConfState } from "../storage.ts";
-import {
-  type ConfState,
-  type Entry,
-  EntryType,
-  type Message,
-  MessageType,
-  type NodeId,
-  type ReadState,
-  Role,
-  type Snapshot,
-} from "../types.ts";
+import { type ConfState, type Entry, EntryType, type Message, MessageType, type NodeId, type ReadState, Role, type Snapshot } from "../types.ts";
 import { mulberry32 as seededRandom } from "../../testing/prng.ts";
 
 export interface HarnessNode {

@@ -5,9 +5,7 @@
 import type { Entry } from "../types.ts";
 
 /** A write as proposed: `id` is unique per client operation (a retry is a new id). */
-export type KvCommand =
-  | { id: string; op: "put"; key: string; value: string }
-  | { id: string; op: "cas"; key: string; expected: string | null; value: string };
+export type KvCommand = { id: string; op: "put"; key: string; value: string } | { id: string; op: "cas"; key: string; expected: string | null; value: string };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

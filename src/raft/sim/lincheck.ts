@@ -18,9 +18,7 @@ export function runAndCheck(nodes: number, seed: number, steps: number, timeoutM
   const history = sim.clients.history;
   const r = checkLinearizable(kvModel, history, { timeoutMs });
   if (r.ok === false) {
-    throw new Error(
-      `seed ${seed} (nodes ${nodes}; replay with RAFT_SEED=${seed}): client history is not linearizable\n${r.explanation}`,
-    );
+    throw new Error(`seed ${seed} (nodes ${nodes}; replay with RAFT_SEED=${seed}): client history is not linearizable\n${r.explanation}`);
   }
   return { stats, ops: history.length, verdict: r.ok === true ? "ok" : "unknown" };
 }

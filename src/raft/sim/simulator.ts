@@ -120,8 +120,16 @@ export class Simulator {
       },
     });
     this.stats = {
-      committed: 0, leaders: 0, crashes: 0, delivered: 0, reads: 0,
-      snapshots: 0, installs: 0, confChanges: 0, transfers: 0, clients: this.clients.stats,
+      committed: 0,
+      leaders: 0,
+      crashes: 0,
+      delivered: 0,
+      reads: 0,
+      snapshots: 0,
+      installs: 0,
+      confChanges: 0,
+      transfers: 0,
+      clients: this.clients.stats,
     };
     // Every initial member's log starts with the membership (etcd's bootstrap entries).
     const boot = bootstrapEntries({ voters: this.ids, learners: [] });
@@ -136,8 +144,16 @@ export class Simulator {
 
   private addNode(id: NodeId): SimNode {
     const n: SimNode = {
-      id, storage: new MemoryStorage(), node: undefined, applied: 0, commit: 0, memCommit: 0,
-      kv: new KvStore(), conf: emptyConfState(), removed: false, removedPeers: new Set(),
+      id,
+      storage: new MemoryStorage(),
+      node: undefined,
+      applied: 0,
+      commit: 0,
+      memCommit: 0,
+      kv: new KvStore(),
+      conf: emptyConfState(),
+      removed: false,
+      removedPeers: new Set(),
     };
     this.nodes.push(n);
     this.byId.set(id, n);
@@ -404,7 +420,8 @@ export class Simulator {
       if (this.inflight.length) {
         const at = Math.floor(this.rand() * this.inflight.length); // any message: reordering
         const y = this.rand();
-        if (y < 0.05) this.lost(this.inflight.splice(at, 1)[0]); // drop
+        if (y < 0.05)
+          this.lost(this.inflight.splice(at, 1)[0]); // drop
         else this.deliver(at, y < 0.08); // deliver (sometimes keeping a duplicate)
       }
     } else if (x < 0.9) {
