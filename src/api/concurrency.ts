@@ -35,11 +35,10 @@ import { Event_EventType } from "../gen/mvccpb/kv_pb.js";
 import type { KeyValue } from "../gen/mvccpb/kv_pb.js";
 import { getPrefix } from "../mvcc/key-range.js";
 import { Code, EtcdError, Errors } from "../errors.js";
-import type { Member } from "../server/member.js";
+import type { HeaderSource, LeaseApi, RaftKV } from "../server/v3-server.js";
 import type { WatchHub, WatchMessage, Watcher } from "../watch/hub.js";
 import type { CallContext, ServiceImpl } from "./context.js";
 import { kvService } from "./kv.js";
-import { leaseService } from "./lease.js";
 
 /** clientv3/concurrency's defaultSessionTTL: the TTL of the lease granted for a request with lease 0. */
 export const SESSION_TTL_SECONDS = 60;
@@ -49,21 +48,24 @@ const MAX_OPS = 128;
 const encoder = new TextEncoder();
 export const utf8 = (s: string) => encoder.encode(s);
 
-/** The member facilities the lock and election services use. */
+/** What the lock and election services use: the KV, lease and watch interfaces, nothing else. */
 export interface ConcurrencyDeps {
-  member: Member;
+  kv: RaftKV;
+  headers: HeaderSource;
+  hub: WatchHub;
   /** Grants a lease of `ttl` seconds (server-chosen ID) and returns its ID. */
   grantLease: (ttl: number) => Promise<bigint>;
 }
 
-/** The deps over a member: session leases are granted as the Lease service grants them. */
-export function concurrencyDeps(member: Member): ConcurrencyDeps {
-  const leases = leaseService(member);
+/** The deps over the server's interfaces: session leases are granted as the Lease service grants them. */
+export function concurrencyDeps(server: RaftKV & LeaseApi & HeaderSource, hub: WatchHub): ConcurrencyDeps {
   return {
-    member,
+    kv: server,
+    headers: server,
+    hub,
     grantLease: async (ttl) => {
-      const r = await leases.leaseGrant!(create(LeaseGrantRequestSchema, { TTL: BigInt(ttl) }), NO_CALL);
-      return r.ID as bigint;
+      const r = await server.leaseGrant(create(LeaseGrantRequestSchema, { TTL: BigInt(ttl) }));
+      return r.ID;
     },
   };
 }
@@ -94,15 +96,15 @@ export class InnerClient {
   private readonly kv: ServiceImpl;
 
   constructor(private readonly deps: ConcurrencyDeps) {
-    this.kv = kvService(deps.member, MAX_OPS);
+    this.kv = kvService(deps.kv, MAX_OPS);
   }
 
   get hub(): WatchHub {
-    return this.deps.member.watchHub;
+    return this.deps.hub;
   }
 
   header(revision?: number): ResponseHeader {
-    return this.deps.member.header(revision);
+    return this.deps.headers.header(revision);
   }
 
   /** concurrency.NewSession(WithLease(id)) then Orphan(): lease 0 means a fresh, never-renewed 60 s lease. */

@@ -1,42 +1,30 @@
-// The KV service: validate like etcd's v3rpc layer, then read locally or
-// propose the write to the member's log.
-import type { CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from "../gen/etcdserverpb/rpc_pb.js";
-import type { Member } from "../server/member.js";
+// The KV service: validate like etcd's v3rpc layer, then hand the request to
+// the server's RaftKV (reads are served locally, writes go through the log).
+import type { CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from "../gen/etcdserverpb/rpc_pb.js";
 import { validateDeleteRange, validatePut, validateRange, validateTxn } from "../mvcc/validate.js";
+import type { RaftKV } from "../server/v3-server.js";
 import type { ServiceImpl } from "./context.js";
 
-export function kvService(member: Member, maxTxnOps: number): ServiceImpl {
+export function kvService(kv: RaftKV, maxTxnOps: number): ServiceImpl {
   return {
     range(req: RangeRequest) {
       validateRange(req);
-      return member.range(req);
+      return kv.range(req);
     },
     put(req: PutRequest) {
       validatePut(req);
-      return member.propose({ case: "put", value: req });
+      return kv.put(req);
     },
     deleteRange(req: DeleteRangeRequest) {
       validateDeleteRange(req);
-      return member.propose({ case: "deleteRange", value: req });
+      return kv.deleteRange(req);
     },
     txn(req: TxnRequest) {
       validateTxn(req, maxTxnOps);
-      if (isReadOnly(req)) return member.readTxn(req, isSerializable(req));
-      return member.propose({ case: "txn", value: req });
+      return kv.txn(req);
     },
     compact(req: CompactionRequest) {
-      return member.propose({ case: "compaction", value: req });
+      return kv.compact(req);
     },
   };
-}
-
-/** etcd's isTxnSerializable: every op a serializable range (a nested txn is not). */
-function isSerializable(req: TxnRequest): boolean {
-  const ser = (op: RequestOp): boolean => op.request.case === "requestRange" && op.request.value.serializable;
-  return req.success.every(ser) && req.failure.every(ser);
-}
-
-function isReadOnly(req: TxnRequest): boolean {
-  const readOnlyOp = (op: RequestOp): boolean => op.request.case === "requestRange" || (op.request.case === "requestTxn" && isReadOnly(op.request.value));
-  return req.success.every(readOnlyOp) && req.failure.every(readOnlyOp);
 }

@@ -1,48 +1,39 @@
-// The Maintenance service.
+// The Maintenance service over the server's MaintenanceApi.
 import { create } from "@bufbuild/protobuf";
 import {
-  AlarmRequest_AlarmAction,
-  AlarmResponseSchema,
-  AlarmType,
+  type AlarmRequest,
   DefragmentResponseSchema,
   HashResponseSchema,
-  type AlarmRequest,
   type HashKVRequest,
   type MoveLeaderRequest,
   MoveLeaderResponseSchema,
 } from "../gen/etcdserverpb/rpc_pb.js";
-import type { Member } from "../server/member.js";
+import type { MaintenanceApi } from "../server/maintenance.js";
+import type { HeaderSource } from "../server/v3-server.js";
 import type { ServiceImpl } from "./context.js";
 
-export function maintenanceService(member: Member): ServiceImpl {
+export function maintenanceService(m: MaintenanceApi, headers: HeaderSource): ServiceImpl {
   return {
     status() {
-      return member.status();
+      return m.status();
     },
     hashKV(req: HashKVRequest) {
-      return member.hashKV(Number(req.revision));
+      return m.hashKV(Number(req.revision));
     },
     hash() {
-      const h = member.hashKV(0);
+      const h = m.hashKV(0);
       return create(HashResponseSchema, { header: h.header, hash: h.hash });
     },
-    // etcd answers Alarm without a response header (its maintenance server never fills one).
-    async alarm(req: AlarmRequest) {
-      if (req.action === AlarmRequest_AlarmAction.GET) {
-        const alarms = member.alarms.list().filter((a) => req.alarm === AlarmType.NONE || a.alarm === req.alarm);
-        return create(AlarmResponseSchema, { alarms });
-      }
-      const resp = await member.propose({ case: "alarm", value: req });
-      resp.header = undefined;
-      return resp;
+    alarm(req: AlarmRequest) {
+      return m.alarm(req);
     },
     async moveLeader(req: MoveLeaderRequest) {
-      await member.moveLeader(req.targetID);
-      return create(MoveLeaderResponseSchema, { header: member.header() });
+      await m.moveLeader(req.targetID);
+      return create(MoveLeaderResponseSchema, { header: headers.header() });
     },
     defragment() {
-      member.defragment();
-      return create(DefragmentResponseSchema, { header: member.header() });
+      m.defragment();
+      return create(DefragmentResponseSchema, { header: headers.header() });
     },
   };
 }

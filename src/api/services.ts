@@ -3,7 +3,10 @@
 import { Auth, Cluster, KV, Lease, Maintenance, Watch } from "../gen/etcdserverpb/rpc_pb.js";
 import { Election } from "../gen/v3electionpb/v3election_pb.js";
 import { Lock } from "../gen/v3lockpb/v3lock_pb.js";
-import type { Member } from "../server/member.js";
+import type { ClusterOps } from "../server/cluster-ops.js";
+import type { MaintenanceApi } from "../server/maintenance.js";
+import type { HeaderSource, LeaseApi, RaftKV } from "../server/v3-server.js";
+import type { WatchHub } from "../watch/hub.js";
 import type { ServiceImpl, ServiceRegistration } from "./context.js";
 import { Errors } from "../errors.js";
 import { kvService } from "./kv.js";
@@ -16,29 +19,43 @@ import { concurrencyDeps } from "./concurrency.js";
 import { lockService } from "./lock.js";
 import { electionService } from "./election.js";
 
-export function allServices(
-  member: Member,
-  opts: { maxTxnOps: number; watchProgressNotifyIntervalMs?: number; stopping?: AbortSignal },
-): ServiceRegistration[] {
+/** What the services use of the server (etcd's RaftKV, Lessor, Maintenance and cluster shapes): never the member itself. */
+export interface ServerApi {
+  readonly kv: RaftKV & LeaseApi & HeaderSource;
+  readonly maintenance: MaintenanceApi;
+  readonly clusterOps: ClusterOps;
+  readonly watchHub: WatchHub;
+  isLearner(): boolean;
+}
+
+export interface ServiceOptions {
+  maxTxnOps: number;
+  maxRequestBytes: number;
+  watchProgressNotifyIntervalMs?: number;
+  stopping?: AbortSignal;
+}
+
+export function allServices(server: ServerApi, opts: ServiceOptions): ServiceRegistration[] {
+  const { kv } = server;
   const watchDeps = {
-    hub: member.watchHub,
-    header: (rev: number) => member.header(rev),
-    maxRequestBytes: member.config.maxRequestBytes,
+    hub: server.watchHub,
+    header: (rev: number) => kv.header(rev),
+    maxRequestBytes: opts.maxRequestBytes,
     progressIntervalMs: opts.watchProgressNotifyIntervalMs,
     stopping: opts.stopping,
   };
   const services: ServiceRegistration[] = [
-    { service: KV, impl: kvService(member, opts.maxTxnOps) },
-    { service: Maintenance, impl: maintenanceService(member) },
+    { service: KV, impl: kvService(kv, opts.maxTxnOps) },
+    { service: Maintenance, impl: maintenanceService(server.maintenance, kv) },
     { service: Watch, impl: watchService(watchDeps) },
     { service: WatchStream, impl: watchStreamService(watchDeps) },
-    { service: Lease, impl: leaseService(member) },
-    { service: Cluster, impl: clusterService(member.clusterOps, () => member.header()) },
+    { service: Lease, impl: leaseService(kv) },
+    { service: Cluster, impl: clusterService(server.clusterOps, () => kv.header()) },
     { service: Auth, impl: {} },
-    { service: Lock, impl: lockService(concurrencyDeps(member)) },
-    { service: Election, impl: electionService(concurrencyDeps(member)) },
+    { service: Lock, impl: lockService(concurrencyDeps(kv, server.watchHub)) },
+    { service: Election, impl: electionService(concurrencyDeps(kv, server.watchHub)) },
   ];
-  return services.map((s) => ({ service: s.service, impl: learnerGuard(s.service.typeName, s.impl, () => member.isLearner()) }));
+  return services.map((s) => ({ service: s.service, impl: learnerGuard(s.service.typeName, s.impl, () => server.isLearner()) }));
 }
 
 /**

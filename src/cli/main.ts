@@ -3,7 +3,7 @@
 import { ConfigError, helpText, loadConfig, usageText, versionText } from "../config/load.js";
 import { effectiveQuotaBytes } from "../config/derived.js";
 import { log } from "../log.js";
-import { startServer } from "../server/start.js";
+import { startServer } from "../embed/server.js";
 
 // A promise rejection nobody handled is a bug worth a loud log line, but it
 // must not take a member (and its clients) down: Bun would exit on it.

@@ -3,12 +3,13 @@
 import { expect, test } from "bun:test";
 import { Lessor } from "../lease/lessor.js";
 import { MemoryLeaseBackend } from "../lease/sqlite-lease-backend.js";
+import { systemClock, systemScheduler } from "../runtime/time.js";
 import { LeaseDriver, type LeaseHost } from "./lease-driver.js";
 
 interface Proposal {
   req: any;
   leaderOnly: boolean;
-  resolve: (v: unknown) => void;
+  resolve: (v: any) => void;
   reject: (e: unknown) => void;
 }
 
@@ -20,12 +21,14 @@ function setup(checkpointIntervalMs = 0) {
   const host: LeaseHost = {
     propose: (req, opts) => new Promise((resolve, reject) => proposals.push({ req, leaderOnly: opts?.leaderOnly === true, resolve, reject })),
     isLeader: () => state.leader,
-    leaderPeerUrls: () => undefined,
+    requestLeader: () => undefined,
     waitApplied: async () => {},
-    peerTls: undefined,
     requestTimeoutMs: 7000,
     electionTimeoutMs: 1000,
     stopped: () => false,
+    // The lessor runs on the fake clock above; the driver's own deadlines and retries on real time.
+    clock: systemClock,
+    scheduler: systemScheduler,
   };
   return { clock, lessor, driver: new LeaseDriver(lessor, host), proposals, state };
 }

@@ -13,17 +13,20 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   LeaseCheckpointRequestSchema,
+  LeaseRevokeRequestSchema,
   LeaseCheckpointSchema,
   LeaseTimeToLiveRequestSchema,
   LeaseTimeToLiveResponseSchema,
   type LeaseTimeToLiveResponse,
 } from "../gen/etcdserverpb/rpc_pb.js";
-import { type InternalRequest, LeaseRenewBatchSchema, LeaseRenewResultsSchema } from "../gen/tsetcdpb/internal_pb.js";
+import { LeaseRenewBatchSchema, LeaseRenewResultsSchema } from "../gen/tsetcdpb/internal_pb.js";
 import { Errors } from "../errors.js";
-import { invariant } from "../raft/types.js";
+import { assert } from "../assert.js";
 import { log } from "../log.js";
 import type { Lessor } from "../lease/lessor.js";
-import { peerRequest, PeerSessionPool, type PeerRequest, type PeerResponse, type PeerTlsOptions } from "../transport/transport.js";
+import type { Clock, Scheduler } from "../runtime/time.js";
+import type { PeerRequest, PeerResponse } from "../transport/types.js";
+import type { ProposeOptions, RequestKind, RequestOf, ResponseOf } from "./requests.js";
 
 export const LEASE_RENEW_PATH = "/leases";
 export const LEASE_TTL_PATH = "/leases/internal";
@@ -42,16 +45,17 @@ const ROUND_MS = 100;
 
 export interface LeaseHost {
   /** `leaderOnly`: refused unless this member leads, and applied only in the term it was proposed in. */
-  propose(request: InternalRequest["request"], opts?: { leaderOnly?: boolean }): Promise<unknown>;
+  propose<K extends RequestKind>(request: RequestOf<K>, opts?: ProposeOptions): Promise<ResponseOf[K]>;
   isLeader(): boolean;
-  /** The current leader's peer URLs; undefined while there is no leader. */
-  leaderPeerUrls(): string[] | undefined;
+  /** A POST to the current leader's peer port (on a reused connection); undefined while there is no leader. Rejects when the leader cannot be reached. */
+  requestLeader(path: string, body: Uint8Array, timeoutMs: number): Promise<{ status: number; body: Uint8Array }> | undefined;
   /** Resolves once everything committed when called is applied here. */
   waitApplied(): Promise<void>;
-  readonly peerTls: PeerTlsOptions["client"] | undefined;
   readonly requestTimeoutMs: number;
   readonly electionTimeoutMs: number;
   stopped(): boolean;
+  readonly clock: Clock;
+  readonly scheduler: Scheduler;
 }
 
 export type TimeToLive = { ttl: number; grantedTtl: number; keys: Uint8Array[] } | "notFound";
@@ -70,8 +74,6 @@ export class LeaseDriver {
   private proposals = 0;
   /** Leases whose checkpointed remaining TTL a renewal is about to reset, batched into one entry. */
   private resetBatch: { ids: Set<bigint>; done: Promise<boolean> } | undefined;
-  /** Connections to the leader for forwarded requests (one per keep-alive would triple their cost). */
-  private readonly pool = new PeerSessionPool();
   /** Keep-alives to forward, sent together at the end of the current microtask checkpoint. */
   private renewBatch: Array<{ id: bigint; resolve: (r: number | "notFound" | undefined) => void }> = [];
 
@@ -108,7 +110,6 @@ export class LeaseDriver {
 
   stop(): void {
     this.releaseAll();
-    this.pool.close();
   }
 
   private releaseAll(): void {
@@ -118,12 +119,12 @@ export class LeaseDriver {
   }
 
   /** From the member's clock tick: the leader expires leases and records checkpoints. */
-  tick(now = performance.now()): void {
+  tick(now = this.host.clock.now()): void {
     // Raft may have stepped down already, before the Ready that demotes the lessor.
     if (!this.lessor.isPrimary || !this.host.isLeader() || now - this.lastRound < ROUND_MS) return;
     this.lastRound = now;
     for (const id of this.lessor.expired(REVOKES_PER_ROUND)) {
-      this.host.propose({ case: "leaseRevoke", value: { ID: id } as any }, { leaderOnly: true }).then(
+      this.host.propose({ case: "leaseRevoke", value: create(LeaseRevokeRequestSchema, { ID: id }) }, { leaderOnly: true }).then(
         () => log.debug("revoked expired lease", { "lease-id": id.toString(16) }),
         (err) => log.warn("failed to revoke an expired lease", { "lease-id": id.toString(16), error: String((err as Error)?.message ?? err) }),
       );
@@ -163,7 +164,7 @@ export class LeaseDriver {
 
   /** LeaseKeepAlive: the lease's TTL once renewed, or "notFound". Served by the leader. */
   async renew(id: bigint): Promise<number | "notFound"> {
-    const deadline = performance.now() + this.host.requestTimeoutMs;
+    const deadline = this.host.clock.now() + this.host.requestTimeoutMs;
     while (!this.host.stopped()) {
       if (this.host.isLeader()) {
         const r = await this.renewHere(id, deadline);
@@ -172,8 +173,8 @@ export class LeaseDriver {
         const r = await this.forwardRenew(id);
         if (r !== undefined) return r;
       }
-      if (performance.now() >= deadline) throw Errors.timeout();
-      await Bun.sleep(Math.min(100, this.host.electionTimeoutMs / 4));
+      if (this.host.clock.now() >= deadline) throw Errors.timeout();
+      await this.host.scheduler.sleep(Math.min(100, this.host.electionTimeoutMs / 4));
     }
     throw Errors.stopped();
   }
@@ -182,11 +183,11 @@ export class LeaseDriver {
   private async renewHere(id: bigint, deadline: number, applied = false): Promise<number | "notFound" | "notPrimary"> {
     if (!applied) await this.host.waitApplied();
     for (;;) {
-      if (performance.now() >= deadline) throw Errors.timeout();
+      if (this.host.clock.now() >= deadline) throw Errors.timeout();
       if (!this.host.isLeader()) return "notPrimary";
       // A checkpoint computed before this renewal must not land after it: reset it first.
       if (this.lessor.exists(id) && (this.lessor.needsReset(id) || this.unsettled.has(id))) {
-        if (!(await this.resetRemaining(id))) await Bun.sleep(Math.min(100, this.host.electionTimeoutMs / 4));
+        if (!(await this.resetRemaining(id))) await this.host.scheduler.sleep(Math.min(100, this.host.electionTimeoutMs / 4));
         continue;
       }
       const r = this.lessor.renew(id);
@@ -217,18 +218,15 @@ export class LeaseDriver {
   private waitGone(id: bigint, deadline: number): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(timer);
+        cancel();
         resolve();
       };
-      const timer = setTimeout(
-        () => {
-          const rest = (this.goneWaiters.get(id) ?? []).filter((w) => w !== done);
-          if (rest.length > 0) this.goneWaiters.set(id, rest);
-          else this.goneWaiters.delete(id);
-          resolve();
-        },
-        Math.max(1, deadline - performance.now()),
-      );
+      const cancel = this.host.scheduler.after(Math.max(1, deadline - this.host.clock.now()), () => {
+        const rest = (this.goneWaiters.get(id) ?? []).filter((w) => w !== done);
+        if (rest.length > 0) this.goneWaiters.set(id, rest);
+        else this.goneWaiters.delete(id);
+        resolve();
+      });
       const list = this.goneWaiters.get(id) ?? [];
       list.push(done);
       this.goneWaiters.set(id, list);
@@ -237,7 +235,7 @@ export class LeaseDriver {
 
   /** LeaseTimeToLive, from the leader. */
   async timeToLive(id: bigint, withKeys: boolean): Promise<TimeToLive> {
-    const deadline = performance.now() + this.host.requestTimeoutMs;
+    const deadline = this.host.clock.now() + this.host.requestTimeoutMs;
     while (!this.host.stopped()) {
       if (this.host.isLeader()) {
         await this.host.waitApplied();
@@ -252,8 +250,8 @@ export class LeaseDriver {
           return { ttl: Number(resp.TTL), grantedTtl: Number(resp.grantedTTL), keys: resp.keys };
         }
       }
-      if (performance.now() >= deadline) throw Errors.timeout();
-      await Bun.sleep(Math.min(100, this.host.electionTimeoutMs / 4));
+      if (this.host.clock.now() >= deadline) throw Errors.timeout();
+      await this.host.scheduler.sleep(Math.min(100, this.host.electionTimeoutMs / 4));
     }
     throw Errors.stopped();
   }
@@ -262,7 +260,7 @@ export class LeaseDriver {
     const l = this.lessor.lookup(id);
     const ms = this.lessor.remainingMs(id);
     if (l === undefined || ms === undefined) return "notFound";
-    invariant(Number.isFinite(ms), `time-to-live of lease ${id} asked of a lessor that is not primary`);
+    assert(Number.isFinite(ms), `time-to-live of lease ${id} asked of a lessor that is not primary`);
     const keys = withKeys ? [...l.keys.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, k]) => k) : [];
     // etcd: int64(Remaining().Seconds()), which truncates.
     return { ttl: Math.trunc(ms / 1000), grantedTtl: l.ttl, keys };
@@ -280,7 +278,7 @@ export class LeaseDriver {
     while (this.renewBatch.length > 0) {
       const part = this.renewBatch.splice(0, MAX_RENEW_BATCH);
       const body = toBinary(LeaseRenewBatchSchema, create(LeaseRenewBatchSchema, { ids: part.map((p) => p.id) }));
-      void this.forward(LEASE_RENEW_PATH, body, performance.now() + this.host.requestTimeoutMs).then((r) => {
+      void this.forward(LEASE_RENEW_PATH, body, this.host.clock.now() + this.host.requestTimeoutMs).then((r) => {
         const ttls = r === undefined || r === "notFound" ? [] : fromBinary(LeaseRenewResultsSchema, r).ttls;
         part.forEach((p, i) => {
           const t = ttls.length === part.length ? ttls[i] : RENEW_RETRY;
@@ -292,17 +290,11 @@ export class LeaseDriver {
 
   /** One forwarded request to the leader: its body, "notFound", or undefined to retry. */
   private async forward(path: string, body: Uint8Array, deadline: number): Promise<Uint8Array | "notFound" | undefined> {
-    const urls = this.host.leaderPeerUrls();
-    if (urls === undefined || urls.length === 0) return undefined;
+    const timeoutMs = Math.max(1, Math.min(deadline - this.host.clock.now(), this.host.requestTimeoutMs));
+    const call = this.host.requestLeader(path, body, timeoutMs);
+    if (call === undefined) return undefined;
     try {
-      const reply = await peerRequest(urls, path, {
-        method: "POST",
-        body,
-        headers: { "content-type": "application/protobuf" },
-        tls: this.host.peerTls,
-        pool: this.pool,
-        timeoutMs: Math.max(1, Math.min(deadline - performance.now(), this.host.requestTimeoutMs)),
-      });
+      const reply = await call;
       if (reply.status === 200) return reply.body;
       if (reply.status === 404) return "notFound";
       return undefined;
@@ -317,7 +309,7 @@ export class LeaseDriver {
     const proto = (body: Uint8Array): PeerResponse => ({ status: 200, headers: { "content-type": "application/protobuf" }, body });
     if (req.method !== "POST") return text(405, "method not allowed\n");
     if (!this.host.isLeader() || !this.lessor.isPrimary) return text(503, "not leader\n");
-    const deadline = performance.now() + this.host.requestTimeoutMs;
+    const deadline = this.host.clock.now() + this.host.requestTimeoutMs;
     try {
       if (req.path === LEASE_RENEW_PATH) {
         const { ids } = fromBinary(LeaseRenewBatchSchema, req.body);

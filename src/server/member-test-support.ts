@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { PutRequestSchema, RangeRequestSchema } from "../gen/etcdserverpb/rpc_pb.js";
 import { freePort } from "../../test/harness/ports.js";
-import { Member, type MemberConfig } from "./member.js";
+import { Member, type MemberConfig, type MemberDeps } from "./member.js";
+import { transportNetwork, type NetworkHandlers } from "./peer-network.js";
 import { log } from "../log.js";
 
 // Members in the test process would fill its output with their info logs.
@@ -36,7 +37,7 @@ export function baseConfig(name: string, dataDir: string, peerUrl: string, initi
   };
 }
 
-export async function newCluster(n: number, tweak: (c: MemberConfig) => void = () => {}) {
+export async function newCluster(n: number, tweak: (c: MemberConfig) => void = () => {}, deps: (c: MemberConfig) => MemberDeps = () => ({})) {
   const ports: number[] = [];
   for (let i = 0; i < n; i++) ports.push(await freePort());
   const urls = ports.map((p) => `http://127.0.0.1:${p}`);
@@ -46,7 +47,7 @@ export async function newCluster(n: number, tweak: (c: MemberConfig) => void = (
     tweak(c);
     return c;
   });
-  const members = await Promise.all(cfgs.map((c) => Member.open(c)));
+  const members = await Promise.all(cfgs.map((c) => Member.open(c, deps(c))));
   const fatals: string[] = [];
   for (const m of members) m.onFatal = (r, e) => void fatals.push(`${m.config.name}: ${r} ${e ?? ""}`);
   await Promise.all(members.map((m) => m.start()));
@@ -67,7 +68,7 @@ export async function joinMember(leader: Member, learner: boolean, tweak: (c: Me
 
 export const put = (m: Member, k: string, v: string) => m.propose({ case: "put", value: create(PutRequestSchema, { key: enc(k), value: enc(v) }) });
 export async function get(m: Member, k: string, serializable = false): Promise<string | undefined> {
-  const r = await m.range(create(RangeRequestSchema, { key: enc(k), serializable }));
+  const r = await m.kv.range(create(RangeRequestSchema, { key: enc(k), serializable }));
   return r.kvs[0] ? dec(r.kvs[0].value) : undefined;
 }
 export async function until(f: () => boolean, ms = 10000, what = "condition") {
@@ -76,4 +77,10 @@ export async function until(f: () => boolean, ms = 10000, what = "condition") {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await Bun.sleep(10);
   }
+}
+
+/** The real transport, with the member's incoming Raft messages passed through `filter` (false: dropped). */
+export function filteredNetwork(c: MemberConfig, filter: (m: Parameters<NetworkHandlers["onMessage"]>[0]) => boolean): MemberDeps {
+  const real = transportNetwork({ listenUrls: c.listenPeerUrls, snapshotDir: join(c.dataDir, "member", "snap") });
+  return { network: (ids, h) => real(ids, { ...h, onMessage: (m) => (filter(m) ? h.onMessage(m) : undefined) }) };
 }

@@ -1,9 +1,11 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { freePort } from "../../test/harness/ports.js";
 import { Code, EtcdError, Errors } from "../errors.js";
-import { PeerRequestError } from "../transport/transport.js";
+import { systemClock } from "../runtime/time.js";
+import { peerRequest, PeerRequestError } from "../transport/transport.js";
 import { startNode, type TestNode } from "../transport/test-support.js";
 import type { MemberInfo } from "./member-info.js";
+import type { PeerCaller } from "./peer-network.js";
 import { decodePromoteReply, encodePromoteResponse, forwardPromote, parsePromotePath, PROMOTE_PREFIX, promoteBadPathResponse, promotePath } from "./promote.js";
 
 const nodes: TestNode[] = [];
@@ -75,11 +77,17 @@ describe("promote wire format", () => {
   });
 });
 
+/** Each call on a connection of its own, as the member's network makes unpooled calls. */
+const directCaller: PeerCaller = async (urls, call) => {
+  const r = await peerRequest(urls, call.path, { method: call.method, body: call.body, timeoutMs: call.timeoutMs });
+  return { status: r.status, body: r.body };
+};
+
 describe("forwardPromote", () => {
   test("resolves with the leader's members", async () => {
     const calls: bigint[] = [];
     const l = await leader(() => members, calls);
-    expect(await forwardPromote([l.url], 0x42n, undefined, 2000)).toEqual(members);
+    expect(await forwardPromote([l.url], 0x42n, 2000, directCaller, systemClock)).toEqual(members);
     expect(calls).toEqual([0x42n]);
   });
 
@@ -90,7 +98,7 @@ describe("forwardPromote", () => {
       throw Errors.memberNotLearner();
     }, firstCalls);
     const ok = await leader(() => members, secondCalls);
-    const err = await forwardPromote([notLearner.url, ok.url], 7n, undefined, 2000).catch((e) => e);
+    const err = await forwardPromote([notLearner.url, ok.url], 7n, 2000, directCaller, systemClock).catch((e) => e);
     expect(err).toBeInstanceOf(EtcdError);
     expect(err.message).toBe("etcdserver: can only promote a learner member");
     expect(err.code).toBe(Code.FailedPrecondition);
@@ -99,12 +107,12 @@ describe("forwardPromote", () => {
     const notLeader = await leader(() => {
       throw Errors.notLeader();
     });
-    expect(await forwardPromote([notLeader.url, ok.url], 7n, undefined, 2000)).toEqual(members);
+    expect(await forwardPromote([notLeader.url, ok.url], 7n, 2000, directCaller, systemClock)).toEqual(members);
     expect(secondCalls).toEqual([7n]);
 
     const dead = `http://127.0.0.1:${await freePort()}`;
-    await expect(forwardPromote([dead], 7n, undefined, 1000)).rejects.toBeInstanceOf(PeerRequestError);
-    const last = await forwardPromote([dead, notLeader.url], 7n, undefined, 1000).catch((e) => e);
+    await expect(forwardPromote([dead], 7n, 1000, directCaller, systemClock)).rejects.toBeInstanceOf(PeerRequestError);
+    const last = await forwardPromote([dead, notLeader.url], 7n, 1000, directCaller, systemClock).catch((e) => e);
     expect(last.message).toBe("etcdserver: not leader");
   });
 });

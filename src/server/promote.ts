@@ -8,7 +8,9 @@
 //   error     {"code":<gRPC code>,"message":"<EtcdError message>"} with status 404 (member not
 //             found), 412 (not a learner / learner not ready), 408 (timeout), 500 otherwise.
 import { Code, EtcdError, Errors } from "../errors.js";
-import { peerRequest, type PeerReply, type PeerRequestOptions, type PeerResponse, type PeerTlsOptions } from "../transport/transport.js";
+import type { Clock } from "../runtime/time.js";
+import type { PeerResponse } from "../transport/types.js";
+import type { PeerCaller } from "./peer-network.js";
 import { hex, memberFromWire, memberToWire } from "./join.js";
 import type { MemberInfo } from "./member-info.js";
 
@@ -98,25 +100,19 @@ export function isFinalPromoteError(err: unknown): boolean {
  * etcd's PromoteMember keeps waiting for a leader and retrying until its request timeout, then
  * answers Errors.timeout(); that loop is the caller's (see isFinalPromoteError).
  */
-export async function forwardPromote(
-  leaderPeerUrls: string[],
-  id: bigint,
-  tls: PeerTlsOptions["client"],
-  timeoutMs: number,
-  request: (urls: string[], path: string, opts: PeerRequestOptions) => Promise<PeerReply> = peerRequest,
-): Promise<MemberInfo[]> {
+export async function forwardPromote(leaderPeerUrls: string[], id: bigint, timeoutMs: number, request: PeerCaller, clock: Clock): Promise<MemberInfo[]> {
   let last: unknown = new Error("member promote: leader has no peer URLs");
-  const deadline = performance.now() + timeoutMs;
+  const deadline = clock.now() + timeoutMs;
   for (const url of leaderPeerUrls) {
-    const left = Math.max(1, Math.round(deadline - performance.now()));
+    const left = Math.max(1, Math.round(deadline - clock.now()));
     try {
-      const reply = await request([url], promotePath(id), { method: "POST", tls, timeoutMs: left });
+      const reply = await request([url], { method: "POST", path: promotePath(id), timeoutMs: left });
       return decodePromoteReply(reply.status, reply.body);
     } catch (err) {
       if (isFinalPromoteError(err)) throw err;
       last = err;
     }
-    if (performance.now() >= deadline) break;
+    if (clock.now() >= deadline) break;
   }
   throw last;
 }

@@ -9,6 +9,7 @@
 // lost with a leader change): a batch without an answer is asked again with a
 // new context after RETRY_MS, until its reads time out.
 import type { ReadState } from "../raft/types.js";
+import type { Clock } from "../runtime/time.js";
 
 /** etcd's readIndexRetryTime. */
 const RETRY_MS = 500;
@@ -41,13 +42,17 @@ export class ReadIndexReads {
    * Request contexts, starting at a random point: a leader's answer to a request of this
    * member's previous run (still queued somewhere) must not match a new read.
    */
-  private seq = BigInt(Math.floor(Math.random() * 2 ** 52)) << 12n;
+  private seq: bigint;
 
   constructor(
     private readonly host: ReadIndexHost,
     private readonly timeoutMs: number,
     private readonly maxWaiting: number,
-  ) {}
+    private readonly clock: Clock,
+    random: () => number,
+  ) {
+    this.seq = BigInt(Math.floor(random() * 2 ** 52)) << 12n;
+  }
 
   /** Reads not yet settled (kept as a count: wait() runs per read, on the read path). */
   private unsettled = 0;
@@ -76,13 +81,13 @@ export class ReadIndexReads {
       this.queued.push({
         resolve: () => settle() && resolve(),
         reject: (err) => settle() && reject(err),
-        deadline: performance.now() + this.timeoutMs,
+        deadline: this.clock.now() + this.timeoutMs,
       });
     });
   }
 
   /** Sends one ReadIndex request for every queued read. */
-  flush(now = performance.now()): void {
+  flush(now = this.clock.now()): void {
     if (this.queued.length === 0) return;
     const reads = this.queued;
     this.queued = [];
@@ -100,7 +105,7 @@ export class ReadIndexReads {
   }
 
   /** A (new) leader is known: ask again at once for every unanswered batch. */
-  leaderChanged(now = performance.now()): void {
+  leaderChanged(now = this.clock.now()): void {
     const reads: Read[] = [];
     for (const b of this.asked.values()) reads.push(...b.reads);
     this.asked.clear();
@@ -130,7 +135,7 @@ export class ReadIndexReads {
   }
 
   /** Timer: re-ask lost requests, fail reads past their deadline. */
-  tick(timeoutError: () => unknown, now = performance.now()): void {
+  tick(timeoutError: () => unknown, now = this.clock.now()): void {
     const expired = (r: Read) => {
       if (r.deadline > now) return false;
       r.reject(timeoutError());

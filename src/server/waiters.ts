@@ -5,12 +5,13 @@
 // Timeouts: every wait gets the same duration, so deadlines are in insertion
 // order and one sweep from the front of the Map (which iterates in insertion
 // order) finds every expired wait without a timer per request.
+import type { Clock } from "../runtime/time.js";
 
 /** Request ids as etcd's idutil makes them: the member's low 16 bits, then time and a counter, so ids from different members (and restarts) do not collide. */
 export class RequestIds {
   private next: bigint;
 
-  constructor(memberId: bigint, nowMs = Date.now()) {
+  constructor(memberId: bigint, nowMs: number) {
     const prefix = (memberId & 0xffffn) << 48n;
     const time = (BigInt(nowMs) & 0xff_ffff_ffffn) << 8n;
     this.next = prefix | time;
@@ -35,7 +36,10 @@ interface Wait {
 export class Waiters {
   private readonly waits = new Map<bigint, Wait>();
 
-  constructor(private readonly timeoutMs: number) {}
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly clock: Clock,
+  ) {}
 
   get size(): number {
     return this.waits.size;
@@ -47,7 +51,7 @@ export class Waiters {
 
   wait(id: bigint, leader: bigint): Promise<any> {
     return new Promise((resolve, reject) => {
-      this.waits.set(id, { resolve, reject, deadline: performance.now() + this.timeoutMs, startedLeader: leader });
+      this.waits.set(id, { resolve, reject, deadline: this.clock.now() + this.timeoutMs, startedLeader: leader });
     });
   }
 

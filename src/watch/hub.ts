@@ -94,6 +94,8 @@ export interface HubOptions {
   maxRevsPerMessage?: number;
   /** Most unsynced watchers handled per sync pass (etcd's maxWatchersPerSync). */
   maxWatchersPerSync?: number;
+  /** Runs a sync pass soon, returning its cancel (default: a 0 ms timer; the member passes its scheduler). */
+  schedule?: (fn: () => void) => () => void;
 }
 
 type State = "synced" | "unsynced" | "canceled";
@@ -185,7 +187,9 @@ export class WatchHub {
   private pending: Array<[number, Event[]]> = [];
   /** The last revision delivered to synced watchers (or the store's revision when it was attached). */
   private deliveredRev: number;
-  private syncTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Cancels the scheduled sync pass, if one is scheduled. */
+  private syncTimer: (() => void) | undefined;
+  private readonly schedule: (fn: () => void) => () => void;
   private closed = false;
 
   constructor(source: HistorySource, opts: HubOptions = {}) {
@@ -195,6 +199,12 @@ export class WatchHub {
     this.pageRows = opts.pageRows ?? 1000;
     this.maxRevs = opts.maxRevsPerMessage ?? 1000;
     this.maxPerSync = opts.maxWatchersPerSync ?? 512;
+    this.schedule =
+      opts.schedule ??
+      ((fn) => {
+        const t = setTimeout(fn, 0);
+        return () => clearTimeout(t);
+      });
   }
 
   get currentRev(): number {
@@ -274,7 +284,7 @@ export class WatchHub {
   /** Stops the sync timer (the member is stopping). */
   close(): void {
     this.closed = true;
-    if (this.syncTimer !== undefined) clearTimeout(this.syncTimer);
+    this.syncTimer?.();
     this.syncTimer = undefined;
   }
 
@@ -311,11 +321,11 @@ export class WatchHub {
   /** @internal Runs a sync pass soon (never inside the publisher's call). */
   scheduleSync(): void {
     if (this.syncTimer !== undefined || this.closed || this.unsynced.size === 0) return;
-    this.syncTimer = setTimeout(() => {
+    this.syncTimer = this.schedule(() => {
       this.syncTimer = undefined;
       const more = this.syncOnce();
       if (more) this.scheduleSync();
-    }, 0);
+    });
   }
 
   /**

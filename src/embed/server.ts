@@ -1,6 +1,7 @@
-// Starts a member and its client ports from a validated configuration, and
-// stops it gracefully. Kept apart from the CLI so tests can start a member
-// in-process.
+// The composition root (etcd's embed): starts a member and its client ports
+// from a validated configuration, and stops it gracefully. It sits above both
+// server/ and api/, so neither knows the other's wiring; kept apart from the
+// CLI so tests can start a member in-process.
 import { allServices } from "../api/services.js";
 import { connectHandler } from "../api/connect.js";
 import { fetchHandler } from "../api/fetch-handler.js";
@@ -11,10 +12,10 @@ import { ClientPort } from "../api/listener.js";
 import { clientTlsOptions, type ClientTlsConfig } from "../api/tls.js";
 import { log } from "../log.js";
 import { API_VERSION } from "../version.js";
-import { Member, type MemberConfig } from "./member.js";
-import { parseInitialCluster } from "./ids.js";
-import { joinExistingCluster } from "./join.js";
-import { peerTlsOptions, type PeerTlsConfig } from "./peer-tls.js";
+import { Member, type MemberConfig } from "../server/member.js";
+import { parseInitialCluster } from "../server/ids.js";
+import { joinExistingCluster } from "../server/join.js";
+import { peerTlsOptions, type PeerTlsConfig } from "../server/peer-tls.js";
 
 /** gRPC's receive limit sits above --max-request-bytes so the member can answer "request is too large" itself (as etcd). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -67,12 +68,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const stopStreams = new AbortController();
   const services = allServices(member, {
     maxTxnOps: opts.maxTxnOps,
+    maxRequestBytes: opts.maxRequestBytes,
     watchProgressNotifyIntervalMs: watchProgressIntervalMs(opts.watchProgressNotifyIntervalMs),
     stopping: stopStreams.signal,
   });
   const maxRecvBytes = opts.maxRequestBytes + GRPC_OVERHEAD_BYTES;
   const grpc = new GrpcServer(services, { maxRecvBytes, maxSendBytes: MAX_SEND_BYTES });
-  const routes = httpRoutes({ healthProblem: () => member.healthProblem(), metrics: () => member.metrics.text() });
+  const routes = httpRoutes({ healthProblem: () => member.maintenance.healthProblem(), metrics: () => member.metrics.text() });
   addGatewayRoutes(routes, services, maxRecvBytes);
   const http = connectHandler(services, routes, { readMaxBytes: maxRecvBytes, cors: opts.cors });
   const fetch = fetchHandler(services, routes, { readMaxBytes: maxRecvBytes, cors: opts.cors });
@@ -120,7 +122,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       for (const p of ports) p.close();
       stopStreams.abort();
       const deadline = Date.now() + DRAIN_MS;
-      while (grpc.active.size > 0 && Date.now() < deadline) await Bun.sleep(10);
+      while (grpc.active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       await member.stop();
       for (const p of ports) p.destroyConnections();
     })());

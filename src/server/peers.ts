@@ -1,0 +1,111 @@
+// The member's peers (etcd's cluster view over rafthttp): the transport knows
+// exactly the members of the applied membership minus this one; peer-port
+// requests besides Raft traffic are routed to what serves them (the member
+// list for joiners, promotions forwarded to the leader, forwarded lease
+// calls); a member that applied its own removal stops once the cluster had
+// a moment to learn it.
+import { ConfChangeType, type ConfState } from "../raft/types.js";
+import { log } from "../log.js";
+import type { Clock } from "../runtime/time.js";
+import type { PeerRequest, PeerResponse } from "../transport/types.js";
+import type { ClusterOps } from "./cluster-ops.js";
+import { encodeMembersResponse, MEMBERS_PATH } from "./join.js";
+import { LEASE_RENEW_PATH, LEASE_TTL_PATH, type LeaseDriver } from "./lease-driver.js";
+import type { MemberInfo } from "./member-info.js";
+import { encodeMemberContext, type Membership } from "./membership.js";
+import { encodePromoteResponse, parsePromotePath, PROMOTE_PREFIX, promoteBadPathResponse } from "./promote.js";
+
+/** What the peers part needs of the network: which peers it talks to. */
+export interface PeerSet {
+  addPeer(id: bigint, urls: string[]): void;
+  removePeer(id: bigint): void;
+}
+
+export const REMOVED_REASON = "the member has been permanently removed from the cluster";
+
+export class Peers {
+  /** Peers added to the network (sync removes those no longer members). */
+  private known = new Set<bigint>();
+  private dirty = true;
+  /** When this member applied its own removal (clock ms), if it did. */
+  private removedAt: number | undefined;
+
+  constructor(
+    private readonly selfId: bigint,
+    private readonly clusterId: bigint,
+    private readonly membership: Membership,
+    private readonly net: PeerSet,
+    private readonly clock: Clock,
+    private readonly opts: { electionTimeoutMs: number; isLeader(): boolean; stop(reason: string): void },
+  ) {}
+
+  /** A joining member's peers, from the cluster it read, until the log brings the membership. */
+  seed(members: readonly MemberInfo[]): void {
+    for (const m of members) {
+      if (m.id === this.selfId) continue;
+      this.net.addPeer(m.id, m.peerURLs);
+      this.known.add(m.id);
+    }
+  }
+
+  /** The membership changed (a conf change or a snapshot): sync at the next chance. */
+  changed(): void {
+    this.dirty = true;
+  }
+
+  /** Peers in the network = members in the membership, minus this one. */
+  sync(): void {
+    if (!this.dirty) return;
+    this.dirty = false;
+    const members = this.membership.list();
+    // A joining member knows nobody until the log brings the membership: keep the peers it was given.
+    if (members.length === 0) return;
+    const want = new Map<bigint, string[]>();
+    for (const m of members) if (m.id !== this.selfId) want.set(m.id, m.peerURLs);
+    for (const [id, urls] of want) this.net.addPeer(id, urls);
+    for (const id of this.known) if (!want.has(id)) this.net.removePeer(id);
+    this.known = new Set(want.keys());
+  }
+
+  /** This member applied its own removal. */
+  selfRemoved(): void {
+    this.removedAt = this.clock.now();
+  }
+
+  /** The clock: a removed member stops once the cluster had a moment to learn it. */
+  tick(): void {
+    if (this.removedAt === undefined) return;
+    // etcd waits likewise; a removed leader first hands over (the Raft core does that on its own).
+    const waited = this.clock.now() - this.removedAt;
+    if ((this.opts.isLeader() && waited < 2 * this.opts.electionTimeoutMs) || waited < 1000) return;
+    this.opts.stop(REMOVED_REASON);
+  }
+
+  /** A data dir migrated from the single-member format has no membership rows: this member is the cluster. */
+  ensureSelf(conf: ConfState, self: { name: string; peerURLs: string[] }, inTransaction: (fn: () => void) => void): void {
+    if (this.membership.list().length > 0 || !(conf.voters.length === 1 && conf.voters[0] === this.selfId)) return;
+    const context = encodeMemberContext({ id: this.selfId, name: self.name, peerURLs: self.peerURLs, clientURLs: [], isLearner: false });
+    inTransaction(() => void this.membership.applyConfChange({ type: ConfChangeType.AddNode, nodeId: this.selfId, context }, false));
+  }
+
+  /** The peer port's requests besides Raft traffic. */
+  async request(req: PeerRequest, serve: { clusterOps: ClusterOps; leases: LeaseDriver }): Promise<PeerResponse> {
+    if (req.path === LEASE_RENEW_PATH || req.path === LEASE_TTL_PATH) return serve.leases.peerRequest(req);
+    if (req.method === "GET" && req.path === MEMBERS_PATH) return encodeMembersResponse(this.clusterId, this.membership.list());
+    if (req.method === "POST" && req.path.startsWith(PROMOTE_PREFIX)) {
+      const id = parsePromotePath(req.path);
+      if (id === undefined) return promoteBadPathResponse(req.path);
+      try {
+        return encodePromoteResponse(await serve.clusterOps.promoteOnLeader(id));
+      } catch (err) {
+        return encodePromoteResponse(err);
+      }
+    }
+    return { status: 404, body: "404 page not found\n" };
+  }
+}
+
+/** Logs why the member stops serving for good. */
+export function logRemoved(selfId: bigint, reason: string): void {
+  log.warn(reason, { "local-member-id": selfId.toString(16) });
+}
