@@ -4,7 +4,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "../../test/harness/ports.js";
+import { freePort } from "../testing/ports.js";
 import { MessageType, type Entry, type Message } from "../raft/types.js";
 import { Transport } from "./transport.js";
 import type { Codec, TransportLogger, TransportOptions } from "./types.js";
