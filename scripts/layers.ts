@@ -43,7 +43,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   testing: [],
 };
 
-/** Test code may also import src/testing/; production code may not. */
+/** Test code may import src/testing/ and other test code; production code may import neither. */
 function isTestCode(rel: string): boolean {
   return rel.endsWith(".test.ts") || rel.includes("/sim/") || rel.includes("test-support") || rel.split("/").includes("testing");
 }
@@ -83,15 +83,15 @@ for (const file of files) {
       continue;
     }
     deps.push(target);
-    const [fromTop] = rel.split("/");
-    const [toTop] = targetRel.split("/");
-    if (BASE_FILES.has(targetRel) || BASE_DIRS.has(toTop!) || fromTop === toTop) continue;
-    if (BASE_FILES.has(rel)) {
-      problems.push(`${rel}: base module imports ${targetRel}`);
+    if (isTestCode(targetRel) && !isTestCode(rel)) {
+      problems.push(`${rel}: production code imports test code ${targetRel}`);
       continue;
     }
-    if (toTop === "testing") {
-      if (!isTestCode(rel)) problems.push(`${rel}: production code imports test support ${targetRel}`);
+    const [fromTop] = rel.split("/");
+    const [toTop] = targetRel.split("/");
+    if (BASE_FILES.has(targetRel) || BASE_DIRS.has(toTop!) || fromTop === toTop || toTop === "testing") continue;
+    if (BASE_FILES.has(rel)) {
+      problems.push(`${rel}: base module imports ${targetRel}`);
       continue;
     }
     const allowed = ALLOWED[fromTop!];
