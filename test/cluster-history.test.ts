@@ -3,7 +3,7 @@
 // while a nemesis kills (-9, then restarts), pauses (SIGSTOP/SIGCONT) and partitions (peer
 // proxies) one member at a time. Every call is recorded with its invocation and response
 // time; an error or timeout is recorded as "outcome unknown" (it may or may not have taken
-// effect). The history is checked with the project's checker (src/raft/linearizability).
+// effect). The history is checked with the project's checker (src/testing/linearizability).
 //
 // Binary: CLUSTER_BINARY=etcd runs this against /usr/bin/etcd; default bin/tsetcd.
 // Timing: --heartbeat-interval=100 --election-timeout=1000 (etcd's defaults).
@@ -12,9 +12,9 @@ import { create } from "@bufbuild/protobuf";
 import { Cluster, CLUSTER_BIN, type ClusterMember } from "./harness/cluster.ts";
 import { dec, enc } from "./harness/grpc-client.ts";
 import { ETCDCTL_BIN, requireTools } from "./harness/tools.ts";
-import { checkLinearizable } from "../src/raft/linearizability/check.ts";
-import type { Operation } from "../src/raft/linearizability/history.ts";
-import { kvModel, type KvInput, type KvOutput } from "../src/raft/linearizability/model.ts";
+import { checkLinearizable } from "../src/testing/linearizability/check.ts";
+import type { Operation } from "../src/testing/linearizability/history.ts";
+import { kvModel, type KvInput, type KvOutput } from "../src/testing/linearizability/model.ts";
 import { mulberry32, randInt } from "../src/testing/prng.ts";
 import { CompareSchema, Compare_CompareResult, Compare_CompareTarget, PutRequestSchema, RequestOpSchema } from "../src/gen/etcdserverpb/rpc_pb.js";
 

@@ -12,7 +12,7 @@ import { type LeaderResponse, LeaderRequestSchema, LeaderResponseSchema } from "
 import { Code, EtcdError } from "../errors.js";
 import type { CallContext, ServiceImpl, ServiceRegistration } from "./context.js";
 import { statusOf } from "./grpc/status.js";
-import { readBounded } from "./gateway.js";
+import { readBounded } from "./gateway-body.js";
 import { linkedCall } from "./gateway-watch.js";
 
 const encoder = new TextEncoder();

@@ -8,6 +8,7 @@ import { fromJson, toJson, type DescMethod } from "@bufbuild/protobuf";
 import { parseJsonExact } from "./json-int64.js";
 import type { Context, Hono } from "hono";
 import { Code, EtcdError } from "../errors.js";
+import { readBounded } from "./gateway-body.js";
 import { addObserveRoute } from "./gateway-observe.js";
 import type { CallContext, ServiceImpl, ServiceRegistration } from "./context.js";
 import { statusOf } from "./grpc/status.js";
@@ -125,25 +126,4 @@ async function call(c: Context, { method, impl }: Target, maxBodyBytes: number):
     const { code, message } = statusOf(err);
     return c.json({ error: message, message, code }, (HTTP_STATUS[code] ?? 500) as any);
   }
-}
-
-/** The body as text, refusing (before buffering it) one larger than `limit` bytes. */
-export async function readBounded(req: Request, limit: number): Promise<string> {
-  const tooLarge = () => new EtcdError(Code.ResourceExhausted, `request body larger than ${limit} bytes`);
-  if (Number(req.headers.get("content-length") ?? 0) > limit) throw tooLarge();
-  if (!req.body) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = req.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > limit) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks));
 }

@@ -10,7 +10,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
-import type { ServerTlsOptions } from "./tls.js";
+import type { ServerTlsOptions } from "../tls/types.js";
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { GrpcServer } from "./grpc/server.js";
 import type { NodeHandler } from "./connect.js";

@@ -9,13 +9,13 @@ import { addGatewayRoutes } from "../api/gateway.js";
 import { GrpcServer } from "../api/grpc/server.js";
 import { httpRoutes } from "../api/http/routes.js";
 import { ClientPort } from "../api/listener.js";
-import { clientTlsOptions, type ClientTlsConfig } from "../api/tls.js";
+import { clientTlsOptions, type ClientTlsConfig } from "../tls/client.js";
 import { log } from "../log.js";
 import { API_VERSION } from "../version.js";
 import { Member, type MemberConfig } from "../server/member.js";
 import { parseInitialCluster } from "../server/ids.js";
 import { joinExistingCluster } from "../server/join.js";
-import { peerTlsOptions, type PeerTlsConfig } from "../server/peer-tls.js";
+import { peerTlsOptions, type PeerTlsConfig } from "../tls/peer.js";
 
 /** gRPC's receive limit sits above --max-request-bytes so the member can answer "request is too large" itself (as etcd). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
@@ -36,7 +36,7 @@ export function watchProgressIntervalMs(flagMs: number | undefined): number | un
 }
 
 export interface StartOptions extends MemberConfig {
-  /** etcd's --peer-* TLS flags (src/server/peer-tls.ts). */
+  /** etcd's --peer-* TLS flags (src/tls/peer.ts). */
   peerTlsConfig: Omit<PeerTlsConfig, "dataDir" | "listenPeerUrls">;
   listenClientUrls: string[];
   advertiseClientUrls: string[];

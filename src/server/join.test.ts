@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { freePort } from "../../test/harness/ports.js";
+import { freePort } from "../testing/ports.js";
 import { startNode, type TestNode } from "../transport/test-support.js";
 import {
   assignLocalId,

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { PutRequestSchema, RangeRequestSchema } from "../gen/etcdserverpb/rpc_pb.js";
-import { freePort } from "../../test/harness/ports.js";
+import { freePort } from "../testing/ports.js";
 import { Member, type MemberConfig, type MemberDeps } from "./member.js";
 import { transportNetwork, type NetworkHandlers } from "./peer-network.js";
 import { log } from "../log.js";

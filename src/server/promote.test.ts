@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { freePort } from "../../test/harness/ports.js";
+import { freePort } from "../testing/ports.js";
 import { Code, EtcdError, Errors } from "../errors.js";
 import { systemClock } from "../runtime/time.js";
 import { peerRequest, PeerRequestError } from "../transport/transport.js";

@@ -2,8 +2,8 @@
 import http2, { type ClientHttp2Session } from "node:http2";
 import { connect as netConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { isUnixUrl, unixSocketPath } from "./server.js";
 import type { PeerTlsOptions } from "./types.js";
+import { isUnixUrl, unixSocketPath } from "./urls.js";
 
 /** Flow-control window we grant the peer for what it sends back (responses only: small). */
 const CLIENT_WINDOW = 1024 * 1024;

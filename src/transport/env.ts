@@ -1,4 +1,5 @@
-// What every per-peer part needs from the transport, and the peer's URL picker.
+// What every per-peer part needs from the transport, the peer's URL picker, and the helpers
+// every part logs with.
 import type { NodeId } from "../raft/types.js";
 import type { Codec, PeerTlsOptions, TransportHandlers, TransportLimits, TransportLogger } from "./types.js";
 
@@ -62,4 +63,10 @@ export class RateLimitedLog {
     this.suppressed = 0;
     emit(n);
   }
+}
+
+/** An error as one log field: its message, prefixed by its errno code when it has one (ECONNREFUSED: ...). */
+export function errorText(err: unknown): string {
+  if (err instanceof Error) return (err as NodeJS.ErrnoException).code ? `${(err as NodeJS.ErrnoException).code}: ${err.message}` : err.message;
+  return String(err);
 }

@@ -2,52 +2,13 @@
 // headers (cluster, sender, target), then either deliver framed messages in
 // order (/raft/stream) or hand the stream to the snapshot receiver. A bad
 // stream is closed with a log line; nothing a peer sends can throw out of here.
-import { constants } from "node:http2";
 import type { NodeId } from "../raft/types.js";
-import { RateLimitedLog, type Env } from "./env.js";
+import { errorText, RateLimitedLog, type Env } from "./env.js";
 import { FrameDecoder } from "./framing.js";
+import { closeStream, refuse, type InboundEnv, type InboundStream } from "./inbound-stream.js";
 import { admit, H_CLUSTER, idToHex, SNAPSHOT_PATH, STREAM_PATH } from "./protocol.js";
 import { servePeerRequest } from "./peer-request.js";
 import { receiveSnapshot } from "./snapshot-receiver.js";
-import { errorText } from "./stream-writer.js";
-
-/** The subset of node:http2's ServerHttp2Stream we use. */
-export interface InboundStream {
-  respond(headers: Record<string, string | number>, options?: { endStream?: boolean }): void;
-  write(chunk: Uint8Array | string): boolean;
-  end(chunk?: Uint8Array | string): unknown;
-  close(code?: number): void;
-  pause(): unknown;
-  resume(): unknown;
-  on(event: string, fn: (...args: any[]) => void): unknown;
-  readonly destroyed: boolean;
-  readonly headersSent: boolean;
-}
-
-export interface InboundEnv extends Env {
-  snapshotDir: string;
-  /** Snapshots being received right now (bounded); stop() waits for their cleanup. */
-  snapshotsInFlight: { running: Set<Promise<void>>; max: number };
-}
-
-/** Answers a request with a status and a short text, then ends it. */
-export function refuse(env: Env, stream: InboundStream, status: number, text: string): void {
-  try {
-    if (stream.destroyed) return;
-    if (!stream.headersSent) {
-      stream.respond({ ":status": status, "content-type": "text/plain; charset=utf-8", [H_CLUSTER]: idToHex(env.clusterId) });
-    }
-    stream.end(text + "\n");
-  } catch {
-    // The peer went away while we answered: nothing left to tell it.
-  }
-}
-
-export function closeStream(stream: InboundStream, code: number = constants.NGHTTP2_PROTOCOL_ERROR): void {
-  try {
-    stream.close(code);
-  } catch {}
-}
 
 export function handleInbound(env: InboundEnv, stream: InboundStream, headers: Record<string, unknown>): void {
   stream.on("error", () => {});

@@ -1,6 +1,6 @@
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import http2 from "node:http2";
-import { freePort } from "../../test/harness/ports.js";
+import { freePort } from "../testing/ports.js";
 import { MessageType, msg } from "../raft/types.js";
 import { H_CLUSTER } from "./protocol.js";
 import { peerRequest, PeerRequestError } from "./peer-request.js";

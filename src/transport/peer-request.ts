@@ -9,10 +9,9 @@
 // frequent requests (forwarded lease keep-alives), on a pooled connection (PeerSessionPool).
 import { constants, type ClientHttp2Session } from "node:http2";
 import { dial } from "./dial.js";
-import type { Env } from "./env.js";
-import { closeStream, refuse, type InboundStream } from "./inbound.js";
+import { errorText, type Env } from "./env.js";
+import { closeStream, refuse, type InboundStream } from "./inbound-stream.js";
 import { H_CLUSTER, idToHex } from "./protocol.js";
-import { errorText } from "./stream-writer.js";
 import type { PeerRequest, PeerTlsOptions } from "./types.js";
 
 /** A peer that has not finished sending its (small) body by then is answered 408. */

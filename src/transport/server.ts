@@ -3,22 +3,16 @@
 // sessions so stop() can end them.
 import http2, { type Http2Server, type Http2SecureServer, type ServerHttp2Session } from "node:http2";
 import type { TLSSocket } from "node:tls";
-import { handleInbound, type InboundEnv, type InboundStream } from "./inbound.js";
+import { errorText } from "./env.js";
+import { handleInbound } from "./inbound.js";
+import type { InboundEnv, InboundStream } from "./inbound-stream.js";
 import type { PeerTlsOptions } from "./types.js";
-import { errorText } from "./stream-writer.js";
+import { isUnixUrl, unixSocketPath } from "./urls.js";
 
 /** Per-stream receive window: a peer's stream carries up to this much before we must read. */
 const STREAM_WINDOW = 8 * 1024 * 1024;
 /** Message stream + snapshots from one peer need few streams. */
 const MAX_STREAMS = 32;
-
-export function isUnixUrl(u: URL): boolean {
-  return u.protocol === "unix:" || u.protocol === "unixs:";
-}
-
-export function unixSocketPath(u: URL): string {
-  return u.host;
-}
 
 export class PeerServer {
   private readonly servers: Array<Http2Server | Http2SecureServer> = [];

@@ -8,11 +8,11 @@ import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { MessageType, type Message, type NodeId } from "../raft/types.js";
+import { errorText } from "./env.js";
 import { FramingError } from "./framing.js";
 import { SnapshotBodyParser } from "./snapshot-body.js";
-import { closeStream, refuse, type InboundEnv, type InboundStream } from "./inbound.js";
+import { closeStream, refuse, type InboundEnv, type InboundStream } from "./inbound-stream.js";
 import { idToHex } from "./protocol.js";
-import { errorText } from "./stream-writer.js";
 
 /** Data held in memory before we stop reading and wait for the disk. */
 const WRITE_HIGH_WATER = 4 * 1024 * 1024;

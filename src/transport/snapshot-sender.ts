@@ -7,11 +7,10 @@
 import type { ClientHttp2Session, ClientHttp2Stream } from "node:http2";
 import type { Message, NodeId } from "../raft/types.js";
 import { dial } from "./dial.js";
-import type { Env, UrlPicker } from "./env.js";
+import { errorText, type Env, type UrlPicker } from "./env.js";
 import { frameOne } from "./framing.js";
 import { endMark, lengthPrefix } from "./snapshot-body.js";
 import { idToHex, requestHeaders, SNAPSHOT_PATH } from "./protocol.js";
-import { errorText } from "./stream-writer.js";
 
 export class SnapshotSender {
   private session: ClientHttp2Session | null = null;

@@ -9,7 +9,7 @@ import type { ClientHttp2Session, ClientHttp2Stream } from "node:http2";
 import { MessageType, type Message, type NodeId } from "../raft/types.js";
 import { Backoff } from "./backoff.js";
 import { dial } from "./dial.js";
-import { RateLimitedLog, type Env, type UrlPicker } from "./env.js";
+import { errorText, RateLimitedLog, type Env, type UrlPicker } from "./env.js";
 import { frameAll } from "./framing.js";
 import { idToHex, requestHeaders, STREAM_PATH } from "./protocol.js";
 import { SendQueue } from "./queue.js";
@@ -302,9 +302,4 @@ export class StreamWriter {
       }
     }
   }
-}
-
-export function errorText(err: unknown): string {
-  if (err instanceof Error) return (err as NodeJS.ErrnoException).code ? `${(err as NodeJS.ErrnoException).code}: ${err.message}` : err.message;
-  return String(err);
 }

@@ -4,8 +4,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "../../test/harness/ports.js";
-import { generateSelfSignedCert } from "../api/tls.js";
+import { freePort } from "../testing/ports.js";
 import { MessageType, type Entry, type Message } from "../raft/types.js";
 import { Transport } from "./transport.js";
 import type { Codec, TransportLogger, TransportOptions } from "./types.js";
@@ -170,6 +169,4 @@ export async function startNode(id: bigint, extra: Partial<TransportOptions> = {
 }
 
 /** A self-signed certificate for 127.0.0.1/localhost usable as server, client and CA. */
-export async function selfSignedCert(cn = "tsetcd-peer"): Promise<{ cert: string; key: string }> {
-  return generateSelfSignedCert({ hosts: [], commonName: cn, ca: true, notBefore: new Date(Date.now() - 60_000), validityMs: 86_400_000 });
-}
+export { testCert as selfSignedCert } from "../tls/test-support.js";

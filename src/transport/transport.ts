@@ -22,7 +22,7 @@ import { mkdirSync } from "node:fs";
 import { log as defaultLog } from "../log.js";
 import type { Message, NodeId } from "../raft/types.js";
 import type { Env } from "./env.js";
-import type { InboundEnv } from "./inbound.js";
+import type { InboundEnv } from "./inbound-stream.js";
 import { Peer } from "./peer.js";
 import { idToHex } from "./protocol.js";
 import { PeerServer } from "./server.js";

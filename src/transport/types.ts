@@ -1,7 +1,11 @@
 // The transport's public shapes: the codec it is given, the member's handlers
 // it calls, its limits and their defaults. No behaviour lives here.
 import type { Message, NodeId } from "../raft/types.js";
-import type { ServerTlsOptions } from "../api/tls.js";
+import type { PeerTlsOptions } from "../tls/types.js";
+
+// The peer TLS options are built by src/tls/ from etcd's flags; re-exported because they are
+// part of the transport's options, so its users need not know where they are defined.
+export type { PeerTlsOptions };
 
 /** Turns a Raft message into bytes and back; the transport never looks inside. */
 export interface Codec {
@@ -65,25 +69,6 @@ export interface PeerResponse {
   status: number;
   headers?: Record<string, string>;
   body: Uint8Array | string;
-}
-
-/** TLS for the peer port (etcd's --peer-* flags). */
-export interface PeerTlsOptions {
-  /** Server side, as src/api/tls.ts builds it (requestCert + rejectUnauthorized = client-cert-auth). */
-  server?: ServerTlsOptions;
-  /** Client side: our certificate (for client-cert-auth peers) and the CA we trust. */
-  client?: {
-    cert?: string | Buffer;
-    key?: string | Buffer;
-    ca?: string | Buffer | Array<string | Buffer>;
-    /** Verify the peer's certificate (default true; etcd's --peer-auto-tls turns it off). */
-    rejectUnauthorized?: boolean;
-  };
-  /**
-   * --peer-cert-allowed-cn: a TLS client whose (verified) certificate's CN is not one of these
-   * is disconnected. Only meaningful with server.requestCert (etcd checks it only then too).
-   */
-  allowedCn?: string[];
 }
 
 export interface TransportLimits {

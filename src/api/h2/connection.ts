@@ -41,7 +41,7 @@ import {
 } from "./hpack.js";
 import { Output } from "./output.js";
 import { FrameReader } from "./reader.js";
-import { H2Stream } from "./stream.js";
+import { H2Stream, type StreamConnection } from "./stream.js";
 
 export interface H2Options {
   /** SETTINGS_MAX_CONCURRENT_STREAMS; streams beyond it are refused (REFUSED_STREAM). */
@@ -89,7 +89,7 @@ const RECENT_RESETS = 256;
 const LINGER_MS = 1000;
 const EMPTY = new Uint8Array(0);
 
-export class H2Connection {
+export class H2Connection implements StreamConnection {
   // --- read by streams ---
   /** What the peer lets us send on the connection. */
   sendWindow = DEFAULT_WINDOW;

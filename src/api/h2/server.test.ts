@@ -7,7 +7,7 @@ import net from "node:net";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { KV, Maintenance, Watch } from "../../gen/etcdserverpb/rpc_pb.js";
-import { BENCHMARK_BIN, ETCDCTL_BIN, requireTool } from "../../../test/harness/tools.ts";
+import { BENCHMARK_BIN, ETCDCTL_BIN, requireTool } from "../../testing/tools.ts";
 import { dec, enc, fakeServices } from "../testing/fake-services.js";
 import { GrpcServer } from "../grpc/server.js";
 import { listenH2, serveH2, type H2Connection, type H2Options, type H2Stream, type HeaderMap } from "./server.js";

@@ -7,7 +7,6 @@
 import { Emitter } from "./emitter.js";
 import { ErrorCode } from "./frames.js";
 import { encodeHeaders, GRPC_OK_TRAILER_BLOCK, GRPC_RESPONSE_BLOCK, isGrpcOkTrailer, isGrpcResponse, type OutgoingHeaders } from "./hpack.js";
-import type { H2Connection } from "./connection.js";
 
 /** write() returns false once this many bytes wait for flow-control window. */
 const HIGH_WATER = 64 * 1024;
@@ -18,6 +17,33 @@ export interface RespondOptions {
   waitForTrailers?: boolean;
   /** Headers only: no body follows. */
   endStream?: boolean;
+}
+
+/**
+ * What a stream needs from its connection: the connection-level window and frame size, and
+ * the frames it writes on the stream's behalf. H2Connection implements it; the stream is typed
+ * against this rather than the class, so connection.ts and stream.ts do not import each other.
+ */
+export interface StreamConnection {
+  /** What the peer lets us send on the connection: the stream spends it as it sends DATA. */
+  sendWindow: number;
+  readonly peerMaxFrameSize: number;
+  /** Grant a stream more window once it has consumed this much. */
+  readonly streamCreditThreshold: number;
+  canWriteData(): boolean;
+  sendHeaders(id: number, block: Uint8Array, endStream: boolean): void;
+  sendData(id: number, data: Uint8Array, start: number, end: number, endStream: boolean): void;
+  sendRst(id: number, code: ErrorCode): void;
+  sendWindowUpdate(id: number, increment: number): void;
+  /** Received bytes that are gone from the stream's buffers, for the connection's window. */
+  creditConnection(n: number): void;
+  /** The stream has DATA waiting for window or socket room: the connection pumps it again when there is some. */
+  dataBlocked(stream: H2Stream): void;
+  /** The stream wants 'wantTrailers' emitted once its last DATA is out. */
+  askTrailers(stream: H2Stream): void;
+  streamClosed(stream: H2Stream): void;
+  /** A handler of the stream's events threw. */
+  handlerFailed(stream: H2Stream, err: unknown): void;
 }
 
 export class H2Stream extends Emitter {
@@ -57,7 +83,7 @@ export class H2Stream extends Emitter {
   private deliverScheduled = false;
 
   constructor(
-    private readonly conn: H2Connection,
+    private readonly conn: StreamConnection,
     readonly id: number,
     sendWindow: number,
     recvWindow: number,

@@ -4,8 +4,8 @@
 // linearizability. A request whose node crashes, or that is not answered
 // within `timeout` steps, never returns (its effect is unknown) and the client
 // moves on with a fresh request id, as a real client would after a timeout.
-import type { KvInput, KvOutput } from "../linearizability/model.ts";
-import type { Operation } from "../linearizability/history.ts";
+import type { KvInput, KvOutput } from "../../testing/linearizability/model.ts";
+import type { Operation } from "../../testing/linearizability/history.ts";
 import type { NodeId } from "../types.ts";
 import { encodeCommand, type KvCommand, type KvStore } from "./kv.ts";
 

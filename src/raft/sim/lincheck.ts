@@ -2,8 +2,8 @@
 // simulator's own invariants. A non-linearizable history throws with the seed
 // (to replay) and the checker's witness; "unknown" (checker budget exhausted)
 // is returned so callers can count it rather than fail on it.
-import { checkLinearizable } from "../linearizability/check.ts";
-import { kvModel } from "../linearizability/model.ts";
+import { checkLinearizable } from "../../testing/linearizability/check.ts";
+import { kvModel } from "../../testing/linearizability/model.ts";
 import { type SimStats, Simulator } from "./simulator.ts";
 
 export interface CheckedRun {

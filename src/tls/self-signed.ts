@@ -1,49 +1,9 @@
-// Client-port TLS from etcd's flags: --cert-file/--key-file (+ --trusted-ca-file
-// and --client-cert-auth to require client certificates), or --auto-tls, which
-// generates a self-signed certificate under <data-dir>/fixtures/client as etcd
-// does. Connections negotiate ALPN: "h2" goes to our HTTP/2 server (gRPC),
-// "http/1.1" to the HTTP/1.1 server.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+// Self-signed certificates (etcd's pkg/transport.SelfCert): the one generator behind client
+// --auto-tls, peer --peer-auto-tls and the tests' certificates, and the files etcd keeps them in.
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { SecureContextOptions } from "node:tls";
 import { generate } from "selfsigned";
 import { log } from "../log.js";
-
-export interface ClientTlsConfig {
-  certFile: string;
-  keyFile: string;
-  trustedCaFile: string;
-  clientCertAuth: boolean;
-  autoTls: boolean;
-  dataDir: string;
-  /** Hosts of --listen-client-urls, put in an auto-generated certificate's SANs. */
-  hosts: string[];
-  /** --self-signed-cert-validity in years (etcd's default 1). */
-  validityYears: number;
-}
-
-export interface ServerTlsOptions extends SecureContextOptions {
-  requestCert: boolean;
-  rejectUnauthorized: boolean;
-}
-
-/** The TLS options for https client URLs, or undefined when no TLS is configured. */
-export async function clientTlsOptions(c: ClientTlsConfig): Promise<ServerTlsOptions | undefined> {
-  let certFile = c.certFile;
-  let keyFile = c.keyFile;
-  if (c.autoTls && (certFile === "" || keyFile === "")) {
-    ({ certFile, keyFile } = await selfSignedCertFiles(join(c.dataDir, "fixtures", "client"), c.hosts, c.validityYears));
-  }
-  if (certFile === "" || keyFile === "") return undefined;
-  const requireClientCert = c.clientCertAuth;
-  return {
-    cert: readFileSync(certFile),
-    key: readFileSync(keyFile),
-    ca: c.trustedCaFile !== "" ? readFileSync(c.trustedCaFile) : undefined,
-    requestCert: requireClientCert,
-    rejectUnauthorized: requireClientCert,
-  };
-}
 
 export interface SelfSignedOptions {
   /** Hosts for the subjectAltName: IPs, names, or host:port (the port is dropped). */

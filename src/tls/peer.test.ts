@@ -1,17 +1,15 @@
-import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+// peerTlsOptions alone: what it builds from the --peer-* flags and the errors it reports.
+// Options used by real transports are tested in src/transport/peer-tls.test.ts.
+import { beforeAll, describe, expect, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateSelfSignedCert } from "../api/tls.js";
-import { peerRequest, PeerRequestError } from "../transport/transport.js";
-import { startNode, tempDir, type TestNode } from "../transport/test-support.js";
-import { peerTlsOptions, type PeerTlsConfig } from "./peer-tls.js";
+import { peerTlsOptions, type PeerTlsConfig } from "./peer.js";
+import { writeTestCert } from "./test-support.js";
 
 const quiet = { warn: () => {}, info: () => {} };
-const nodes: TestNode[] = [];
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((n) => n.t.stop()));
-});
+const tempDir = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
 
 const base = (over: Partial<PeerTlsConfig> = {}): PeerTlsConfig => ({
   peerCertFile: "",
@@ -32,12 +30,7 @@ let dir: string;
 const files: Record<string, { cert: string; key: string }> = {};
 beforeAll(async () => {
   dir = tempDir("tsetcd-peer-certs-");
-  for (const cn of ["member", "client", "stranger"]) {
-    const p = await generateSelfSignedCert({ hosts: [], commonName: cn, ca: true, notBefore: new Date(Date.now() - 60_000), validityMs: 86_400_000 });
-    writeFileSync(join(dir, `${cn}.pem`), p.cert);
-    writeFileSync(join(dir, `${cn}-key.pem`), p.key);
-    files[cn] = { cert: join(dir, `${cn}.pem`), key: join(dir, `${cn}-key.pem`) };
-  }
+  for (const cn of ["member", "client", "stranger"]) files[cn] = await writeTestCert(dir, cn);
   writeFileSync(join(dir, "ca.pem"), readFileSync(files.member.cert, "utf8") + readFileSync(files.client.cert, "utf8"));
 });
 
@@ -123,36 +116,5 @@ describe("peerTlsOptions", () => {
     await expect(
       peerTlsOptions(base({ peerCertFile: files.member.cert, peerKeyFile: files.member.key, peerTrustedCaFile: "/nonexistent/ca.pem" }), quiet),
     ).rejects.toThrow("open /nonexistent/ca.pem: no such file or directory");
-  });
-});
-
-describe("peerTlsOptions on the wire", () => {
-  async function serve(tls: Awaited<ReturnType<typeof peerTlsOptions>>): Promise<TestNode> {
-    const n = await startNode(BigInt(nodes.length + 1), { tls, onPeerRequest: () => ({ status: 200, body: "ok" }) }, undefined, "https");
-    nodes.push(n);
-    return n;
-  }
-
-  test("two auto-TLS members talk without verifying each other", async () => {
-    const a = await peerTlsOptions(base({ peerAutoTls: true }), quiet);
-    const b = await peerTlsOptions(base({ peerAutoTls: true }), quiet);
-    const server = await serve(a);
-    expect((await peerRequest([server.url], "/members", { timeoutMs: 2000, tls: b!.client })).status).toBe(200);
-  });
-
-  test("client-cert-auth with allowed CN: the separate client identity gets in, a stranger does not", async () => {
-    const cfg = {
-      peerCertFile: files.member.cert,
-      peerKeyFile: files.member.key,
-      peerTrustedCaFile: join(dir, "ca.pem"),
-      peerClientCertAuth: true,
-      peerCertAllowedCn: ["client"],
-    };
-    const server = await serve(await peerTlsOptions(base(cfg), quiet));
-    const asClient = await peerTlsOptions(base({ ...cfg, peerClientCertFile: files.client.cert, peerClientKeyFile: files.client.key }), quiet);
-    expect((await peerRequest([server.url], "/members", { timeoutMs: 2000, tls: asClient!.client })).status).toBe(200);
-    // The member's own certificate is trusted by the CA but its CN is "member": refused.
-    const asMember = await peerTlsOptions(base(cfg), quiet);
-    await expect(peerRequest([server.url], "/members", { timeoutMs: 2000, tls: asMember!.client })).rejects.toBeInstanceOf(PeerRequestError);
   });
 });

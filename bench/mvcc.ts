@@ -1,7 +1,7 @@
 // Throughput of MvccStore on the SQLite backend, as the apply loop would
 // drive it: one transaction per 1,000 requests, synchronous=FULL (one fsync
 // per commit). Not a test; run with
-//   npx bun src/mvcc/bench.ts [puts=200000] [valueBytes=256]
+//   bun bench/mvcc.ts [puts=200000] [valueBytes=256]
 
 import { create } from "@bufbuild/protobuf";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -15,10 +15,10 @@ import {
   RangeRequestSchema,
   RequestOpSchema,
   TxnRequestSchema,
-} from "../gen/etcdserverpb/rpc_pb";
-import { openDatabase } from "../storage/db";
-import { SqliteKvBackend } from "./sqlite-backend";
-import { MvccStore } from "./store";
+} from "../src/gen/etcdserverpb/rpc_pb.ts";
+import { openDatabase } from "../src/storage/db.ts";
+import { SqliteKvBackend } from "../src/mvcc/sqlite-backend.ts";
+import { MvccStore } from "../src/mvcc/store.ts";
 
 const N = Number(process.argv[2] ?? 200_000);
 const VALUE_BYTES = Number(process.argv[3] ?? 256);

@@ -1,17 +1,17 @@
 // Server CPU per gRPC call: our HTTP/2 against node:http2, both under the
 // same GrpcServer with a no-op Put, driven by etcd's own benchmark tool.
 //
-//   bun src/api/h2/bench.ts            # runs both, one after the other
-//   bun src/api/h2/bench.ts serve h2|node PORT   # (used by the above)
+//   bun bench/h2.ts            # runs both, one after the other
+//   bun bench/h2.ts serve h2|node PORT   # (used by the above)
 //
 // CPU is read from /proc/PID/stat (utime + stime, fields 14 and 15) of the
 // server process before and after the run, so client CPU is not counted.
 import http2 from "node:http2";
 import net from "node:net";
 import { create } from "@bufbuild/protobuf";
-import { KV, PutResponseSchema, ResponseHeaderSchema } from "../../gen/etcdserverpb/rpc_pb.js";
-import { GrpcServer } from "../grpc/server.js";
-import { listenH2, serveH2, type H2Stream, type HeaderMap } from "./server.js";
+import { KV, PutResponseSchema, ResponseHeaderSchema } from "../src/gen/etcdserverpb/rpc_pb.ts";
+import { GrpcServer } from "../src/api/grpc/server.ts";
+import { listenH2, serveH2, type H2Stream, type HeaderMap } from "../src/api/h2/server.ts";
 
 const BENCHMARK = `${process.env.HOME}/.cache/etcd-tools/etcd-benchmark`;
 const TOTAL = Number(process.env.TOTAL ?? 50_000);

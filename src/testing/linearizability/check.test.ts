@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { checkLinearizable, type CheckResult } from "./check.ts";
 import type { Operation } from "./history.ts";
 import { kvModel, type KvInput, type KvOutput, type KvState, type Model } from "./model.ts";
-import { mulberry32, randInt } from "../../testing/prng.ts";
+import { mulberry32, randInt } from "../prng.ts";
 
 type Op = Operation<KvInput, KvOutput>;
 type Result = CheckResult<KvInput, KvOutput>;
