@@ -2,13 +2,13 @@
 // written inside the apply transaction (so a lease and the keys it deletes
 // change together), and kv_latest read once to rebuild attachments.
 import type { Database, Statement } from "bun:sqlite";
+import type { kvLatest, leases } from "../storage/schema.js";
+import type { SqlRow } from "../storage/sql-table.js";
 import type { LeaseBackend, LeaseRecord } from "./lessor.js";
 
-interface Row {
-  id: bigint;
-  ttl: bigint;
-  remaining_ttl: bigint;
-}
+// Both statements read int64 columns as bigint (safeIntegers).
+type LeaseRow = SqlRow<typeof leases, bigint>;
+type AttachedRow = Pick<SqlRow<typeof kvLatest, bigint>, "key" | "lease">;
 
 export class SqliteLeaseBackend implements LeaseBackend {
   private readonly upsert: Statement;
@@ -22,12 +22,12 @@ export class SqliteLeaseBackend implements LeaseBackend {
   }
 
   all(): LeaseRecord[] {
-    const rows = this.db.prepare<Row, []>("SELECT id, ttl, remaining_ttl FROM leases ORDER BY id").safeIntegers(true).all();
+    const rows = this.db.prepare<LeaseRow, []>("SELECT id, ttl, remaining_ttl FROM leases ORDER BY id").safeIntegers(true).all();
     return rows.map((r) => ({ id: r.id, ttl: Number(r.ttl), remainingTtl: Number(r.remaining_ttl) }));
   }
 
   attachedKeys(): Array<{ key: Uint8Array; lease: bigint }> {
-    return this.db.prepare<{ key: Uint8Array; lease: bigint }, []>("SELECT key, lease FROM kv_latest WHERE lease != 0").safeIntegers(true).all();
+    return this.db.prepare<AttachedRow, []>("SELECT key, lease FROM kv_latest WHERE lease != 0").safeIntegers(true).all();
   }
 
   put(r: LeaseRecord): void {

@@ -13,7 +13,8 @@
 
 import type { Database, Statement } from "bun:sqlite";
 import type { KeyValue } from "../gen/mvccpb/kv_pb";
-import { MetaKey } from "../storage/schema";
+import { type kvHistory, type kvLatest, MetaKey, type meta } from "../storage/schema";
+import type { SqlRow } from "../storage/sql-table";
 import type { KvBackend, StoreMeta } from "./backend";
 import type { RangeEnd } from "./key-range";
 
@@ -51,6 +52,31 @@ const sqlLimit = (limit: number) => (limit > 0 ? limit : -1);
 
 type Row = KeyValue;
 type CountRow = { n: number };
+type CompactRevRow = Pick<SqlRow<typeof meta>, "value">;
+
+// The selects alias columns to KeyValue fields, reading int64 as bigint
+// (safeIntegers). These types compile only while each column, as declared in
+// schema.ts, exists and fits the field it fills: a column renamed or retyped
+// there breaks the build here, next to the statements that name it.
+type Fits<T extends Omit<KeyValue, "$typeName" | "$unknown">> = T;
+type LatestRow = SqlRow<typeof kvLatest, bigint>;
+type HistoryRow = SqlRow<typeof kvHistory, bigint>;
+type KvFromLatest = Fits<{
+  key: LatestRow["key"];
+  createRevision: LatestRow["create_rev"];
+  modRevision: LatestRow["mod_rev"];
+  version: LatestRow["version"];
+  value: LatestRow["value"];
+  lease: LatestRow["lease"];
+}>;
+type KvFromHistory = Fits<{
+  key: HistoryRow["key"];
+  createRevision: HistoryRow["create_rev"];
+  modRevision: HistoryRow["rev_main"];
+  version: HistoryRow["version"];
+  value: HistoryRow["value"];
+  lease: HistoryRow["lease"];
+}>;
 
 const KV_COLUMNS = `${KV_TYPE}, h.key, h.create_rev AS createRevision, h.rev_main AS modRevision, h.version`;
 
@@ -74,7 +100,7 @@ export class SqliteKvBackend implements KvBackend {
   private readonly compactHistory: Statement;
   private readonly compactDeleted: Statement;
   private readonly historyStmt: Statement<Row>;
-  private readonly readCompactRev: Statement<{ value: number | bigint | null }>;
+  private readonly readCompactRev: Statement<CompactRevRow>;
   private readonly writeCompactRevStmt: Statement;
   private readonly maxRevStmt: Statement<{ m: number | null }>;
 

@@ -816,52 +816,6 @@ describe("key ranges", () => {
 });
 
 describe("storage schema", () => {
-  test("the drizzle declarations match the tables openDatabase creates", async () => {
-    const { drizzle } = await import("drizzle-orm/bun-sqlite");
-    const { openDatabase } = await import("../storage/db");
-    const { kvDeleted, kvHistory, kvLatest, log, meta } = await import("../storage/schema");
-    const { SqliteKvBackend } = await import("./sqlite-backend");
-    const { MvccStore } = await import("./store");
-    const db = openDatabase(":memory:");
-    const store = new MvccStore(new SqliteKvBackend(db));
-    store.put(putReq("a", "1"));
-    store.put(putReq("a", "2"));
-    store.put(putReq("b", "1"));
-    store.deleteRange(delReq("b"));
-    store.compact(2);
-    db.run("INSERT INTO log (idx, term, type, data) VALUES (1, 1, 0, x'00')");
-    const orm = drizzle(db);
-    expect(
-      orm
-        .select()
-        .from(kvLatest)
-        .all()
-        .map((r) => [dec(r.key), r.createRev, r.modRev, r.modSub, r.version, dec(r.value), r.lease]),
-    ).toEqual([["a", 2, 3, 0, 2, "2", 0]]);
-    expect(
-      orm
-        .select()
-        .from(kvHistory)
-        .all()
-        .map((r) => [r.revMain, r.revSub, dec(r.key), r.tombstone, r.prevMain]),
-    ).toEqual([
-      [2, 0, "a", false, 0],
-      [3, 0, "a", false, 2],
-      [4, 0, "b", false, 0],
-      [5, 0, "b", true, 4],
-    ]);
-    expect(
-      orm
-        .select()
-        .from(kvDeleted)
-        .all()
-        .map((r) => [dec(r.key), r.revMain, r.revSub]),
-    ).toEqual([["b", 5, 0]]);
-    expect(orm.select().from(meta).all()).toEqual([{ name: "compact_rev", value: 2 }]);
-    expect(orm.select().from(log).all().length).toBe(1);
-    db.close();
-  });
-
   test("openDatabase creates the directory, migrates idempotently and refuses a newer schema", async () => {
     const { mkdtempSync, rmSync } = await import("node:fs");
     const { tmpdir } = await import("node:os");

@@ -8,7 +8,10 @@
 import { type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType, type NodeId, invariant } from "./types.ts";
 
 // Protobuf wire format of etcd's raftpb.ConfChange (type = 2, node_id = 3,
-// context = 4), so a log entry reads the same in any protobuf tool.
+// context = 4), so a log entry reads the same in any protobuf tool. This is
+// the only ConfChange codec: the transport's message codec carries the entry
+// data as opaque bytes. The encoder always writes type and node_id, zero or
+// not (protobuf-es would omit zeros): logs already hold entries in this form.
 
 function varintSize(v: bigint): number {
   let n = 1;

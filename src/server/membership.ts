@@ -14,7 +14,8 @@ import type { Database, Statement } from "bun:sqlite";
 import { type EtcdError, Errors } from "../errors.ts";
 import { type ConfChange, ConfChangeType, type ConfState } from "../raft/types.ts";
 import { MetaStore } from "../storage/meta-store.ts";
-import { MetaKey } from "../storage/schema.ts";
+import { MetaKey, type members, type membersRemoved } from "../storage/schema.ts";
+import type { SqlRow } from "../storage/sql-table.ts";
 import type { MemberInfo } from "./member-info.ts";
 
 /** etcd's maxLearners: at most this many learners at a time. */
@@ -93,13 +94,7 @@ export function decodeMemberContext(b: Uint8Array): MemberInfo {
 
 // ---- the store ---------------------------------------------------------------
 
-interface MemberRow {
-  id: string;
-  name: string;
-  peer_urls: string;
-  client_urls: string;
-  is_learner: number;
-}
+type MemberRow = SqlRow<typeof members>;
 
 function cloneMember(m: MemberInfo): MemberInfo {
   return { ...m, peerURLs: [...m.peerURLs], clientURLs: [...m.clientURLs] };
@@ -149,7 +144,7 @@ export class Membership {
       });
     }
     const removed = new Set<bigint>();
-    for (const r of this.selectRemoved.all() as { id: string }[]) removed.add(BigInt(r.id));
+    for (const r of this.selectRemoved.all() as SqlRow<typeof membersRemoved>[]) removed.add(BigInt(r.id));
     this.members = members;
     this.removed = removed;
     this.version = this.meta.getText(MetaKey.clusterVersion) ?? "";

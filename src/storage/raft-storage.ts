@@ -43,6 +43,8 @@ import type { Database, Statement } from "bun:sqlite";
 import { CompactedError, type InitialState, type Storage, UnavailableError, copyConfState } from "../raft/storage.ts";
 import { type ConfState, EMPTY, type Entry, type HardState, NONE, type Snapshot, type SnapshotMeta, entrySize, invariant } from "../raft/types.ts";
 import { MetaStore } from "./meta-store.ts";
+import type { log } from "./schema.ts";
+import type { SqlRow } from "./sql-table.ts";
 
 /** Names of the `meta` rows this module owns. */
 export const RaftMetaKey = {
@@ -62,6 +64,10 @@ export interface SqliteRaftStorageOptions {
   /** Most bytes (entrySize) kept in the tail cache (default 64 MiB). */
   cacheBytes?: number;
 }
+
+type LogRow = SqlRow<typeof log>;
+/** A `log` row as selectRange returns it: already an Entry (idx read as `index`). */
+type EntryRow = { index: LogRow["idx"]; term: LogRow["term"]; type: LogRow["type"]; data: LogRow["data"] };
 
 /** Rows fetched per query when reading entries older than the tail cache. */
 const READ_CHUNK = 256;
@@ -122,8 +128,8 @@ export class SqliteRaftStorage implements Storage {
   private readonly deleteFrom: Statement;
   private readonly deleteUpTo: Statement;
   private readonly deleteAll: Statement;
-  private readonly selectRange: Statement;
-  private readonly selectTerm: Statement;
+  private readonly selectRange: Statement<EntryRow, [number, number, number]>;
+  private readonly selectTerm: Statement<Pick<LogRow, "term">, [number]>;
   private readonly selectBounds: Statement;
 
   private readonly maxCacheEntries: number;
@@ -156,8 +162,10 @@ export class SqliteRaftStorage implements Storage {
     this.deleteFrom = db.prepare("DELETE FROM log WHERE idx >= ?1");
     this.deleteUpTo = db.prepare("DELETE FROM log WHERE idx <= ?1");
     this.deleteAll = db.prepare("DELETE FROM log");
-    this.selectRange = db.prepare("SELECT idx AS 'index', term, type, data FROM log WHERE idx >= ?1 AND idx < ?2 ORDER BY idx LIMIT ?3");
-    this.selectTerm = db.prepare("SELECT term FROM log WHERE idx = ?1");
+    this.selectRange = db.prepare<EntryRow, [number, number, number]>(
+      "SELECT idx AS 'index', term, type, data FROM log WHERE idx >= ?1 AND idx < ?2 ORDER BY idx LIMIT ?3",
+    );
+    this.selectTerm = db.prepare<Pick<LogRow, "term">, [number]>("SELECT term FROM log WHERE idx = ?1");
     this.selectBounds = db.prepare("SELECT MIN(idx) AS first, MAX(idx) AS last FROM log");
     this.state = this.load();
     this.snapObj = { meta: this.state.snap, data: EMPTY };
@@ -203,7 +211,7 @@ export class SqliteRaftStorage implements Storage {
     if (i < this.cacheFirst && i < hi) {
       const end = Math.min(hi, this.cacheFirst);
       while (i < end) {
-        const rows = this.selectRange.all(i, end, Math.min(end - i, READ_CHUNK)) as Entry[];
+        const rows: Entry[] = this.selectRange.all(i, end, Math.min(end - i, READ_CHUNK));
         invariant(rows.length > 0 && rows[0].index === i, `log row ${i} missing`);
         this.sqliteEntryReads += rows.length;
         for (const e of rows) {
@@ -429,7 +437,7 @@ export class SqliteRaftStorage implements Storage {
     s.last = b.last;
     // Terms never decrease along the log, so runs are found by bisection with point reads.
     const termOf = (i: number): number => {
-      const row = this.selectTerm.get(i) as { term: number } | null;
+      const row = this.selectTerm.get(i);
       invariant(row !== null, `log row ${i} missing`);
       return row.term;
     };
@@ -456,7 +464,7 @@ export class SqliteRaftStorage implements Storage {
     const n = Math.min(this.maxCacheEntries, s.last - s.runStart[0]);
     if (n <= 0) return;
     const from = s.last - n + 1;
-    const rows = this.selectRange.all(from, s.last + 1, n) as Entry[];
+    const rows: Entry[] = this.selectRange.all(from, s.last + 1, n);
     invariant(rows.length === n, `log rows ${from}..${s.last}: found ${rows.length}`);
     this.cacheReset(from - 1);
     this.cacheAppend(rows);

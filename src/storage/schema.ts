@@ -1,6 +1,7 @@
-// The database schema: drizzle declarations for typed cold-path queries, and
-// the same tables as plain SQL that openDatabase() runs (drizzle-kit is not
-// part of the build, so the DDL lives here, next to what it must match).
+// The database schema, declared once with drizzle: the DDL openDatabase() runs
+// is generated from these declarations (sql-table.ts), and the rows the hot
+// paths read through prepared statements are typed from them (SqlRow), so a
+// column renamed or retyped here shows up in both.
 //
 // Layout choices, measured on Bun 1.4 / SQLite with 10k keys, 256 B values,
 // 1,000 puts per transaction:
@@ -22,6 +23,7 @@
 //   exactly etcd's key order, so range scans walk the key index in order.
 
 import { blob, customType, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { createTableSql } from "./sql-table";
 
 /** A column without a declared type: SQLite keeps each value as given. */
 const anyValue = customType<{ data: number | bigint | string | Uint8Array | null }>({
@@ -130,58 +132,8 @@ export const MetaKey = {
 // older file upgrades by running SCHEMA_SQL, which only creates what is missing.
 export const SCHEMA_VERSION = 3;
 
-/** Idempotent DDL for SCHEMA_VERSION (every statement is IF NOT EXISTS). */
-export const SCHEMA_SQL = `
-CREATE TABLE IF NOT EXISTS meta (
-  name TEXT PRIMARY KEY NOT NULL,
-  value
-);
-CREATE TABLE IF NOT EXISTS log (
-  idx INTEGER PRIMARY KEY,
-  term INTEGER NOT NULL,
-  type INTEGER NOT NULL,
-  data BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS kv_latest (
-  key BLOB PRIMARY KEY NOT NULL,
-  create_rev INTEGER NOT NULL,
-  mod_rev INTEGER NOT NULL,
-  mod_sub INTEGER NOT NULL,
-  version INTEGER NOT NULL,
-  value BLOB NOT NULL,
-  lease INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS kv_history (
-  rev_main INTEGER NOT NULL,
-  rev_sub INTEGER NOT NULL,
-  key BLOB NOT NULL,
-  create_rev INTEGER NOT NULL,
-  version INTEGER NOT NULL,
-  value BLOB NOT NULL,
-  lease INTEGER NOT NULL,
-  tombstone INTEGER NOT NULL,
-  prev_main INTEGER NOT NULL,
-  prev_sub INTEGER NOT NULL,
-  PRIMARY KEY (rev_main, rev_sub)
-);
-CREATE TABLE IF NOT EXISTS kv_deleted (
-  key BLOB PRIMARY KEY NOT NULL,
-  rev_main INTEGER NOT NULL,
-  rev_sub INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS members (
-  id TEXT PRIMARY KEY NOT NULL,
-  name TEXT NOT NULL,
-  peer_urls TEXT NOT NULL,
-  client_urls TEXT NOT NULL,
-  is_learner INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS members_removed (
-  id TEXT PRIMARY KEY NOT NULL
-);
-CREATE TABLE IF NOT EXISTS leases (
-  id INTEGER PRIMARY KEY,
-  ttl INTEGER NOT NULL,
-  remaining_ttl INTEGER NOT NULL
-);
-`;
+/**
+ * Idempotent DDL for SCHEMA_VERSION (every statement is IF NOT EXISTS), in
+ * the order the tables have always been created.
+ */
+export const SCHEMA_SQL = [meta, log, kvLatest, kvHistory, kvDeleted, members, membersRemoved, leases].map(createTableSql).join("");

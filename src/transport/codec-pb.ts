@@ -14,11 +14,11 @@ import {
 import { type ConfState, type Message, type SnapshotMeta, msg } from "../raft/types.ts";
 import { messageTypeFromNumber, messageTypeToNumber } from "./codec.ts";
 
-export function confToPb(c: ConfState) {
+function confToPb(c: ConfState) {
   return create(ConfStateSchema, { voters: c.voters, learners: c.learners });
 }
 
-export function metaToPb(m: SnapshotMeta) {
+function metaToPb(m: SnapshotMeta) {
   return create(SnapshotMetadataSchema, {
     confState: confToPb(m.confState),
     index: BigInt(m.index),

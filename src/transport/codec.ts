@@ -1,6 +1,9 @@
-// Hand-written protobuf codec for Raft messages between members and for the
-// Raft state kept by storage (hard state, conf state, snapshot metadata), and
-// for membership changes (the data of EntryConfChange entries).
+// Hand-written protobuf codec for the Raft messages members send each other
+// (tsetcdpb.Message, with the entries and snapshot metadata inside it). It is
+// the only encoder and decoder of that message in the server; the data of a
+// ConfChange entry is opaque bytes here (src/raft/confchange.ts encodes and
+// decodes it), and storage keeps the hard state and snapshot metadata in
+// SQLite rows, not as protobuf.
 //
 // The wire format is proto/tsetcdpb/raft.proto (etcd's raftpb field numbers,
 // proto3 rules): the encoder writes exactly the bytes protobuf-es writes for
@@ -21,24 +24,12 @@
 // It never reads outside the input and allocates at most in proportion to it
 // (every entry or id costs at least one input byte).
 //
-// Entry data, snapshot data and context returned by the decoders are SUBARRAY
+// Entry data, snapshot data and context returned by the decoder are SUBARRAY
 // VIEWS of the input, not copies: the caller owns the input buffer and must not
 // reuse or mutate it while the decoded message is in use (copy with .slice()
 // to keep one past that).
 
-import {
-  type ConfChange,
-  ConfChangeType,
-  type ConfState,
-  type Entry,
-  EntryType,
-  type HardState,
-  type Message,
-  MessageType,
-  type NodeId,
-  type Snapshot,
-  type SnapshotMeta,
-} from "../raft/types.ts";
+import { type ConfState, type Entry, EntryType, type Message, MessageType, type NodeId, type Snapshot, type SnapshotMeta } from "../raft/types.ts";
 
 /** Malformed input to a decoder, or a value an encoder cannot represent. */
 export class CodecError extends Error {
@@ -233,7 +224,7 @@ function messageSize(m: Message): number {
 }
 
 // ---------------------------------------------------------------------------
-// Writer (module state: the output buffer and position; encoders are synchronous)
+// Writer (module state: the output buffer and position; the encoder is synchronous)
 
 let out: Uint8Array = EMPTY_BYTES;
 let op = 0;
@@ -380,7 +371,7 @@ function writeMessage(m: Message): void {
 /**
  * A fresh buffer of exactly `size` bytes. Large ones skip zero-filling (a third
  * of the cost of encoding an App message): safe because the writers append
- * sequentially and every caller checks that exactly `size` bytes were written.
+ * sequentially and encodeMessage checks that exactly `size` bytes were written.
  */
 function alloc(size: number): Uint8Array<ArrayBuffer> {
   if (size < 4096) return new Uint8Array(size);
@@ -389,27 +380,8 @@ function alloc(size: number): Uint8Array<ArrayBuffer> {
   return new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, size);
 }
 
-/** Run `write` into a fresh buffer of exactly `size` bytes. */
-function finish(size: number, write: () => void): Uint8Array<ArrayBuffer> {
-  const buf = alloc(size);
-  out = buf;
-  op = 0;
-  try {
-    write();
-  } finally {
-    out = EMPTY_BYTES;
-  }
-  if (op !== size) throw new Error(`codec: wrote ${op} bytes, sized ${size}`);
-  return buf;
-}
-
 // ---------------------------------------------------------------------------
-// Public encoders
-
-/** Bytes encodeMessage(m) will produce (validates m). */
-export function encodedMessageSize(m: Message): number {
-  return messageSize(m);
-}
+// Public encoder
 
 /** Encode a Raft message (tsetcdpb.Message). Throws CodecError on an unrepresentable value. */
 export function encodeMessage(m: Message): Uint8Array<ArrayBuffer> {
@@ -426,92 +398,8 @@ export function encodeMessage(m: Message): Uint8Array<ArrayBuffer> {
   return buf;
 }
 
-/**
- * Encode a Raft message into `dst` at `offset` (e.g. after a frame header);
- * returns the offset after it. Throws CodecError if it does not fit.
- */
-export function encodeMessageInto(m: Message, dst: Uint8Array, offset: number): number {
-  const size = messageSize(m);
-  if (!(offset >= 0 && offset + size <= dst.length)) {
-    throw new CodecError(`message of ${size} bytes does not fit at ${offset} in ${dst.length}`);
-  }
-  out = dst;
-  op = offset;
-  try {
-    writeMessage(m);
-  } finally {
-    out = EMPTY_BYTES;
-  }
-  return op;
-}
-
-/** Encode a hard state (tsetcdpb.HardState). */
-export function encodeHardState(h: HardState): Uint8Array<ArrayBuffer> {
-  let size = 0;
-  if (h.term !== 0) size += 1 + numSize(h.term);
-  if (h.vote !== 0n) size += 1 + idSize(h.vote);
-  if (h.commit !== 0) size += 1 + numSize(h.commit);
-  return finish(size, () => {
-    if (h.term !== 0) {
-      out[op++] = 0x08;
-      writeNum(h.term);
-    }
-    if (h.vote !== 0n) {
-      out[op++] = 0x10;
-      writeId(h.vote);
-    }
-    if (h.commit !== 0) {
-      out[op++] = 0x18;
-      writeNum(h.commit);
-    }
-  });
-}
-
-/** Encode a conf state (tsetcdpb.ConfState). */
-export function encodeConfState(c: ConfState): Uint8Array<ArrayBuffer> {
-  return finish(confStateBodySize(c), () => writeConfState(c));
-}
-
-/** Encode snapshot metadata (tsetcdpb.SnapshotMetadata). */
-export function encodeSnapshotMeta(m: SnapshotMeta): Uint8Array<ArrayBuffer> {
-  return finish(snapshotMetaBodySize(m), () => writeSnapshotMeta(m));
-}
-
-/** Encode a snapshot (tsetcdpb.Snapshot), data included. */
-export function encodeSnapshot(s: Snapshot): Uint8Array<ArrayBuffer> {
-  return finish(snapshotBodySize(s), () => writeSnapshot(s));
-}
-
-/** Encode a membership change (tsetcdpb.ConfChange), the data of an EntryConfChange entry. */
-export function encodeConfChange(c: ConfChange): Uint8Array<ArrayBuffer> {
-  const t = c.type;
-  if (t !== ConfChangeType.AddNode && t !== ConfChangeType.RemoveNode && t !== ConfChangeType.AddLearnerNode) {
-    throw new CodecError(`unknown conf change type ${String(t)}`);
-  }
-  let size = t !== 0 ? 2 : 0;
-  if (c.nodeId !== 0n) size += 1 + idSize(c.nodeId);
-  const cl = c.context.length;
-  if (cl !== 0) size += 1 + u32Size(cl) + cl;
-  return finish(size, () => {
-    if (t !== 0) {
-      out[op++] = 0x10;
-      out[op++] = t;
-    }
-    if (c.nodeId !== 0n) {
-      out[op++] = 0x18;
-      writeId(c.nodeId);
-    }
-    if (cl !== 0) writeBytesField(0x22, c.context);
-  });
-}
-
-/** Encode one log entry (tsetcdpb.Entry). */
-export function encodeEntry(e: Entry): Uint8Array<ArrayBuffer> {
-  return finish(entryBodySize(e), () => writeEntry(e));
-}
-
 // ---------------------------------------------------------------------------
-// Reader (module state: input buffer and position; decoders are synchronous
+// Reader (module state: input buffer and position; the decoder is synchronous
 // and never re-entered)
 
 let inp: Uint8Array = EMPTY_BYTES;
@@ -831,20 +719,8 @@ function decodeMessageBody(end: number, maxEntries: number): Message {
   return m;
 }
 
-/** Run a decoder over all of `b`; it must consume exactly the input. */
-function decodeAll<T>(b: Uint8Array, body: (end: number) => T): T {
-  if (!(b instanceof Uint8Array)) throw new CodecError("input is not a Uint8Array");
-  inp = b;
-  ip = 0;
-  try {
-    return body(b.length);
-  } finally {
-    inp = EMPTY_BYTES;
-  }
-}
-
 // ---------------------------------------------------------------------------
-// Public decoders. Byte fields in the results are views of `b` (see the top).
+// Public decoder. Byte fields in the results are views of `b` (see the top).
 
 /** Decode a Raft message (tsetcdpb.Message). Throws CodecError on malformed input. */
 export function decodeMessage(b: Uint8Array, limits?: DecodeLimits): Message {
@@ -857,88 +733,4 @@ export function decodeMessage(b: Uint8Array, limits?: DecodeLimits): Message {
   } finally {
     inp = EMPTY_BYTES;
   }
-}
-
-/** Decode a hard state (tsetcdpb.HardState). */
-export function decodeHardState(b: Uint8Array): HardState {
-  return decodeAll(b, (end) => {
-    const h: HardState = { term: 0, vote: 0n, commit: 0 };
-    while (ip < end) {
-      const tag = readTag(end);
-      switch (tag) {
-        case 0x08:
-          h.term = readNum(end);
-          break;
-        case 0x10:
-          h.vote = readId(end);
-          break;
-        case 0x18:
-          h.commit = readNum(end);
-          break;
-        default:
-          checkOrSkip(tag, end, 0b1110);
-      }
-    }
-    return h;
-  });
-}
-
-/** Decode a conf state (tsetcdpb.ConfState). */
-export function decodeConfState(b: Uint8Array): ConfState {
-  return decodeAll(b, (end) => {
-    const c: ConfState = { voters: [], learners: [] };
-    decodeConfStateInto(c, end);
-    return c;
-  });
-}
-
-/** Decode snapshot metadata (tsetcdpb.SnapshotMetadata). */
-export function decodeSnapshotMeta(b: Uint8Array): SnapshotMeta {
-  return decodeAll(b, (end) => {
-    const m: SnapshotMeta = { index: 0, term: 0, confState: { voters: [], learners: [] } };
-    decodeSnapshotMetaInto(m, end);
-    return m;
-  });
-}
-
-/** Decode a snapshot (tsetcdpb.Snapshot); its data is a view of `b`. */
-export function decodeSnapshot(b: Uint8Array): Snapshot {
-  return decodeAll(b, (end) => {
-    const s = emptySnapshot();
-    decodeSnapshotInto(s, end);
-    return s;
-  });
-}
-
-/** Decode a membership change (tsetcdpb.ConfChange); its context is a view of `b`. */
-export function decodeConfChange(b: Uint8Array): ConfChange {
-  return decodeAll(b, (end) => {
-    const c: ConfChange = { type: ConfChangeType.AddNode, nodeId: 0n, context: EMPTY_BYTES };
-    while (ip < end) {
-      const tag = readTag(end);
-      switch (tag) {
-        case 0x10:
-          readVarint(end);
-          if (vHi !== 0 || (vLo !== 0 && vLo !== 1 && vLo !== 3)) {
-            throw new CodecError(`unknown conf change type ${vHi !== 0 ? "(large)" : vLo}`);
-          }
-          c.type = vLo as ConfChangeType;
-          break;
-        case 0x18:
-          c.nodeId = readId(end);
-          break;
-        case 0x22:
-          c.context = readBytes(end);
-          break;
-        default:
-          checkOrSkip(tag, end, 0b11100);
-      }
-    }
-    return c;
-  });
-}
-
-/** Decode one log entry (tsetcdpb.Entry); its data is a view of `b`. */
-export function decodeEntry(b: Uint8Array): Entry {
-  return decodeAll(b, (end) => decodeEntryBody(end));
 }
