@@ -18,6 +18,7 @@
 // renewal must reset a recorded remaining TTL (through the log) before it is
 // acknowledged, or a new leader could expire a just-renewed lease early; the
 // caller does that (needsReset), as etcd's Renew does.
+import { type Assert, assertWith } from "../assert.js";
 import { Errors } from "../errors.js";
 import { IndexedHeap } from "./indexed-heap.js";
 import { bytesToKeyString as keyString } from "../mvcc/key-range.js";
@@ -26,6 +27,9 @@ import { bytesToKeyString as keyString } from "../mvcc/key-range.js";
 export const MAX_LEASE_TTL = 9_000_000_000;
 /** etcd: an expired lease whose revoke did not go through is tried again after this long. */
 const REVOKE_RETRY_MS = 3000;
+
+/** Throws when a lessor invariant does not hold: a bug, never a client error. */
+const invariant: Assert = assertWith("lessor invariant violated");
 
 export interface LeaseRecord {
   id: bigint;
@@ -303,9 +307,4 @@ export class Lessor {
 
 function record(l: Lease): LeaseRecord {
   return { id: l.id, ttl: l.ttl, remainingTtl: l.remainingTtl };
-}
-
-/** A lessor invariant does not hold: a bug, never a client error. */
-function invariant(cond: boolean, what: string): asserts cond {
-  if (!cond) throw new Error(`lessor invariant violated: ${what}`);
 }

@@ -38,6 +38,7 @@ import {
 } from "../gen/etcdserverpb/rpc_pb";
 import { type Event, Event_EventType, EventSchema, type KeyValue, KeyValueSchema } from "../gen/mvccpb/kv_pb";
 import { crc32 } from "node:zlib";
+import { type Assert, assertWith } from "../assert";
 import { Errors } from "../errors";
 import type { KvBackend } from "./backend";
 import { compareBytes, EMPTY_BYTES, inRange, toRangeEnd } from "./key-range";
@@ -64,14 +65,8 @@ export interface MvccStoreOptions {
   onEvents?: EventsListener;
 }
 
-/** An mvcc invariant does not hold: a bug, not a client error. */
-export class MvccInvariantError extends Error {
-  override readonly name = "MvccInvariantError";
-}
-
-function assert(cond: boolean, what: string): asserts cond {
-  if (!cond) throw new MvccInvariantError(`mvcc invariant violated: ${what}`);
-}
+/** Throws when an mvcc invariant does not hold: a bug, not a client error. */
+const assert: Assert = assertWith("mvcc invariant violated");
 
 /**
  * Which branch each txn takes, decided from the data as it is before the txn

@@ -1,5 +1,6 @@
 // Core data types of the Raft state machine. Plain data only: the driver
 // (server/) encodes these for the wire and for storage; raft/ never does I/O.
+import { type Assert, assertWith } from "../assert.ts";
 
 /** Member ids are 64-bit, like etcd's; 0n means "none". */
 export type NodeId = bigint;
@@ -186,9 +187,7 @@ export function entrySize(e: Entry): number {
 }
 
 /** Throw on a broken invariant: a bug here must never be silently survived. */
-export function invariant(cond: unknown, what: string): asserts cond {
-  if (!cond) throw new Error(`raft invariant violated: ${what}`);
-}
+export const invariant: Assert = assertWith("raft invariant violated");
 
 /** Why a proposal, read or transfer request was dropped. */
 export type DropReason =
