@@ -4,8 +4,8 @@
 // with the TypeScript compiler (syntax only, no type checking: a few seconds),
 // and the test fails, one line per problem naming file, line and rule, on:
 //
-// 1. layers: a file importing a layer its own layer may not (LAYERS below, from
-//    ../shared/DESIGN.md, "Layers"), or product code importing test code;
+// 1. layers: a file importing a layer its own layer may not (LAYERS below, the
+//    table of the README's "How it is built"), or product code importing test code;
 // 2. cycle: any import cycle in src/, type-only imports included;
 // 3. raft-purity: a clock, timer, randomness or I/O in the Raft core (names
 //    are checked as references in the syntax tree, so a word in a comment or a
@@ -33,7 +33,7 @@ import ts from "typescript";
 
 /**
  * The layers (folders under src/) and what each may import besides itself:
- * ../shared/DESIGN.md, "Layers", where each knows only those below it. The
+ * the README's "How it is built", where each knows only those below it. The
  * relation is transitive: a layer may also import whatever the layers it lists
  * may. A folder missing from this table fails the test until it is added.
  */
@@ -102,10 +102,7 @@ const LONG_FUNCTIONS: Record<string, string> = {
     "predates the rule: request collection and response streaming share the stream's state; split when next changed",
   "src/cli/main.ts: main": "predates the rule: config, logging, signals and exit codes in order; to be split as the composition root moves to src/embed/",
   "src/raft/raft.ts: Raft.stepLeader": "one switch over message types, as etcd-io/raft's stepLeader; each case is short and reads against etcd's",
-  "src/server/member.ts: Member.constructor": "predates the rule: the member's wiring; member.ts is being split (issue 11)",
-  "src/server/member.ts: Member.persistAndApply": "predates the rule: one Ready's transaction; member.ts is being split (issue 11)",
   "src/server/metrics.ts: Metrics.constructor": "a flat list of metric declarations with etcd's names and help texts, nothing to split",
-  "src/server/start.ts: startServer": "predates the rule: the composition root, moving to src/embed/ (issue 11)",
   "src/transport/peer-request.ts: requestOnce": "predates the rule: one request's session, timers and settling in one closure; split when next changed",
   "src/transport/peer-request.ts: requestOnce.Promise(callback)": "the body of requestOnce, as above",
   "src/transport/snapshot-receiver.ts: receiveSnapshot":
@@ -125,10 +122,10 @@ const EMPTY_CATCHES: Record<string, string> = {
     "the response body failed or was canceled because the stream closed; the finally block cancels the body and ends the stream",
   "src/mvcc/store-random.test.ts: nextOp": "a generated request that validation refuses is dropped and another drawn",
   "src/server/member.ts: Member.stop": "handing leadership over is best effort: the member stops either way",
-  "src/server/peer-tls.ts: hostsOf": "a listen URL that does not parse gives no host name to the self-signed certificate (config validated the URLs)",
+  "src/tls/peer.ts: hostsOf": "a listen URL that does not parse gives no host name to the self-signed certificate (config validated the URLs)",
   "src/server/promote.ts: decodePromoteReply": "a body that is not JSON leaves v undefined, which the code below reports with the body's text",
-  "src/transport/inbound.ts: refuse": "the peer went away while we answered: nothing left to tell it",
-  "src/transport/inbound.ts: closeStream": "closing a stream that is already closed or gone: nothing to do",
+  "src/transport/inbound-stream.ts: refuse": "the peer went away while we answered: nothing left to tell it",
+  "src/transport/inbound-stream.ts: closeStream": "closing a stream that is already closed or gone: nothing to do",
   "src/transport/server.ts: PeerServer.listenOne.on(callback)": "a certificate that cannot be read leaves the CN unknown, and the connection is refused below",
   "src/transport/server.ts: PeerServer.listenOne.on(callback) #2": "resetting a stream whose handler failed (already logged); the stream may be gone",
   "src/transport/server.ts: PeerServer.close": "destroying sessions on close: one already gone must not stop the others",
@@ -139,54 +136,6 @@ const EMPTY_CATCHES: Record<string, string> = {
   "src/transport/stream-writer.ts: StreamWriter.closeConnection": "tearing a connection down: the stream may be closed already",
   "src/transport/stream-writer.ts: StreamWriter.closeConnection #2": "tearing a connection down: the session may be destroyed already",
 };
-
-/**
- * KNOWN VIOLATIONS, temporary: remove entries as issue 11 lands; must end empty.
- * They exist today and are being fixed by work under way (TLS moving to src/tls/,
- * server/start.ts to src/embed/, raft/linearizability/ to src/testing/, the
- * benchmarks in src/ to bench/, src/ no longer importing test/, cycles broken).
- */
-const KNOWN_LAYER_VIOLATIONS: ReadonlyArray<readonly [from: string, to: string]> = [
-  // TLS code in api/ used by server/ and transport/: moving to src/tls/.
-  ["src/server/peer-tls.ts", "src/api/tls.ts"],
-  ["src/transport/types.ts", "src/api/tls.ts"],
-  // The composition root in server/: moving to src/embed/.
-  ["src/server/start.ts", "src/api/services.ts"],
-  ["src/server/start.ts", "src/api/connect.ts"],
-  ["src/server/start.ts", "src/api/fetch-handler.ts"],
-  ["src/server/start.ts", "src/api/gateway.ts"],
-  ["src/server/start.ts", "src/api/grpc/server.ts"],
-  ["src/server/start.ts", "src/api/http/routes.ts"],
-  ["src/server/start.ts", "src/api/listener.ts"],
-  ["src/server/start.ts", "src/api/tls.ts"],
-];
-/** Temporary, as above: import cycles of today, each as the sorted set of its files. */
-const KNOWN_CYCLES: ReadonlyArray<readonly string[]> = [
-  ["src/api/gateway-observe.ts", "src/api/gateway.ts"],
-  ["src/api/h2/connection.ts", "src/api/h2/stream.ts"],
-  [
-    "src/transport/dial.ts",
-    "src/transport/inbound.ts",
-    "src/transport/peer-request.ts",
-    "src/transport/server.ts",
-    "src/transport/snapshot-receiver.ts",
-    "src/transport/stream-writer.ts",
-  ],
-];
-/** Temporary, as above: imports of test/ (or anything outside src/) from src/. */
-const KNOWN_OUTSIDE_IMPORTS: ReadonlyArray<readonly [from: string, to: string]> = [
-  ["src/api/h2/server.test.ts", "test/harness/tools.ts"],
-  ["src/server/join.test.ts", "test/harness/ports.ts"],
-  ["src/server/member-test-support.ts", "test/harness/ports.ts"],
-  ["src/server/promote.test.ts", "test/harness/ports.ts"],
-  ["src/transport/peer-request.test.ts", "test/harness/ports.ts"],
-  ["src/transport/test-support.ts", "test/harness/ports.ts"],
-];
-/** Temporary, as above: clock, timer, randomness or I/O in src/raft/ product code, as "file: name". */
-const KNOWN_RAFT_IMPURITIES: readonly string[] = [
-  // The linearizability checker's time budget: test support, moving to src/testing/.
-  "src/raft/linearizability/check.ts: Date",
-];
 
 // ---------------------------------------------------------------------------
 // The tree: every file of src/ but src/gen/, parsed once for all rules.
@@ -321,30 +270,17 @@ function layerProblem(from: File, to: string): string | undefined {
 
 test("1. layers: each file imports only the layers below its own", () => {
   const problems: string[] = [];
-  const found = new Set<string>();
   for (const f of files) {
     const place = placeOf(f.path);
     if (place.kind === "unclassified" && !f.isTest) problems.push(`${f.path}:1: layers: ${place.why}`);
     for (const imp of f.imports) {
       if (imp.target === undefined || !imp.target.startsWith("src/")) continue;
       const why = layerProblem(f, imp.target);
-      if (why === undefined) continue;
-      const key = pairKey(f.path, imp.target);
-      found.add(key);
-      if (!KNOWN_LAYER_VIOLATIONS.some(([a, b]) => pairKey(a, b) === key)) problems.push(`${f.path}:${imp.line}: layers: ${why}`);
+      if (why !== undefined) problems.push(`${f.path}:${imp.line}: layers: ${why}`);
     }
   }
-  problems.push(...staleKnownPairs("KNOWN_LAYER_VIOLATIONS", KNOWN_LAYER_VIOLATIONS, found));
   report(problems);
 });
-
-function pairKey(from: string, to: string): string {
-  return `${from} -> ${to}`;
-}
-
-function staleKnownPairs(list: string, known: ReadonlyArray<readonly [string, string]>, found: Set<string>): string[] {
-  return known.filter(([a, b]) => !found.has(pairKey(a, b))).map(([a, b]) => `${a}:1: stale entry in ${list}: it no longer imports ${b}; remove the entry`);
-}
 
 // ---------------------------------------------------------------------------
 // Rule 2: no import cycle. Each strongly connected component of the import
@@ -353,18 +289,10 @@ function staleKnownPairs(list: string, known: ReadonlyArray<readonly [string, st
 
 test("2. no import cycle in src/", () => {
   const problems: string[] = [];
-  const found = new Set<string>();
   for (const component of stronglyConnected()) {
-    const key = component.join(" ");
-    found.add(key);
-    if (KNOWN_CYCLES.some((c) => [...c].sort().join(" ") === key)) continue;
     const chain = shortestCycle(component);
     const all = component.length > chain.length - 1 ? ` (${component.length} files in the loop: ${component.join(", ")})` : "";
     problems.push(`${chain[0]}:${importLine(chain[0], chain[1])}: cycle: ${chain.join(" -> ")}${all}`);
-  }
-  for (const c of KNOWN_CYCLES) {
-    if (!found.has([...c].sort().join(" ")))
-      problems.push(`${c[0]}:1: stale entry in KNOWN_CYCLES: ${c.join(", ")} no longer form exactly one cycle; remove or update the entry`);
   }
   report(problems);
 });
@@ -436,12 +364,11 @@ function pathTo(end: string, parent: Map<string, string>, start: string): string
 }
 
 // ---------------------------------------------------------------------------
-// Rule 3: the Raft core is pure (../shared/DESIGN.md: "No timers, no I/O, no
-// Date.now(), no randomness except an injected seeded source").
+// Rule 3: the Raft core is pure: no timers, no I/O, no clock, no randomness
+// except a seeded source injected by its driver.
 
 test("3. raft-purity: no clock, timer, randomness or I/O in src/raft/", () => {
   const problems: string[] = [];
-  const found = new Set<string>();
   for (const f of files.filter((f) => f.path.startsWith("src/raft/") && !f.isTest)) {
     for (const imp of f.imports) {
       if (imp.target !== undefined || RAFT_PACKAGES.some((p) => imp.specifier === p || imp.specifier.startsWith(`${p}/`))) continue;
@@ -449,16 +376,12 @@ test("3. raft-purity: no clock, timer, randomness or I/O in src/raft/", () => {
     }
     const visit = (node: ts.Node): void => {
       const name = impureUse(node);
-      if (name !== undefined) found.add(`${f.path}: ${name}`);
-      if (name !== undefined && !KNOWN_RAFT_IMPURITIES.includes(`${f.path}: ${name}`)) {
+      if (name !== undefined) {
         problems.push(`${f.path}:${lineOf(f.sf, node)}: raft-purity: uses ${name} (a clock, timer, randomness or I/O: inject it instead)`);
       }
       ts.forEachChild(node, visit);
     };
     visit(f.sf);
-  }
-  for (const key of KNOWN_RAFT_IMPURITIES.filter((k) => !found.has(k))) {
-    problems.push(`${fileIn(key)}:1: stale entry in KNOWN_RAFT_IMPURITIES: ${nameIn(key)} is no longer used there; remove the entry`);
   }
   report(problems);
 });
@@ -506,18 +429,13 @@ function isReference(id: ts.Identifier): boolean {
 
 test("4. src/ never imports test/ (nor anything else outside src/)", () => {
   const problems: string[] = [];
-  const found = new Set<string>();
   for (const f of files) {
     for (const imp of f.imports) {
       if (imp.target === undefined || imp.target.startsWith("src/")) continue;
-      const key = pairKey(f.path, imp.target);
-      found.add(key);
-      if (KNOWN_OUTSIDE_IMPORTS.some(([a, b]) => pairKey(a, b) === key)) continue;
       const what = imp.target.startsWith("test/") ? "src/ may not import test/" : "src/ imports only src/ and packages";
       problems.push(`${f.path}:${imp.line}: src-imports-test: ${what}, but this imports ${imp.target}`);
     }
   }
-  problems.push(...staleKnownPairs("KNOWN_OUTSIDE_IMPORTS", KNOWN_OUTSIDE_IMPORTS, found));
   report(problems);
 });
 

@@ -66,29 +66,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   member.onFatal = (reason) => fatal?.(reason);
   // Aborted when stop() begins: streams that never end on their own (watch) end then.
   const stopStreams = new AbortController();
-  const services = allServices(member, {
-    maxTxnOps: opts.maxTxnOps,
-    maxRequestBytes: opts.maxRequestBytes,
-    watchProgressNotifyIntervalMs: watchProgressIntervalMs(opts.watchProgressNotifyIntervalMs),
-    stopping: stopStreams.signal,
-  });
-  const maxRecvBytes = opts.maxRequestBytes + GRPC_OVERHEAD_BYTES;
-  const grpc = new GrpcServer(services, { maxRecvBytes, maxSendBytes: MAX_SEND_BYTES });
-  const routes = httpRoutes({ healthProblem: () => member.maintenance.healthProblem(), metrics: () => member.metrics.text() });
-  addGatewayRoutes(routes, services, maxRecvBytes);
-  const http = connectHandler(services, routes, { readMaxBytes: maxRecvBytes, cors: opts.cors });
-  const fetch = fetchHandler(services, routes, { readMaxBytes: maxRecvBytes, cors: opts.cors });
-
-  const urls = opts.listenClientUrls.map((raw) => new URL(raw));
-  const hosts = urls.map((u) => u.hostname.replace(/^\[|\]$/g, ""));
-  const tlsOptions = urls.some((u) => u.protocol === "https:") ? await clientTlsOptions({ ...opts.tls, dataDir: opts.dataDir, hosts }) : undefined;
-
+  const handlers = clientHandlers(member, opts, stopStreams.signal);
   const ports: ClientPort[] = [];
   // The client ports listen before the member has published itself (as etcd's do), so a
   // client that reads "published" in the log can connect at once; calls made meanwhile
   // wait for a leader like any other.
   try {
-    await listenAll();
+    await listenClients(opts, handlers, ports);
     log.info("enabled capabilities for version", { "cluster-version": API_VERSION });
     await member.start();
   } catch (err) {
@@ -96,24 +80,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     await member.stop().catch(() => {});
     throw err;
   }
-  for (const url of urls) {
+  for (const url of opts.listenClientUrls.map((raw) => new URL(raw))) {
     log.info("ready to serve client requests");
     if (url.protocol === "http:") log.warn("serving client traffic insecurely; this is strongly discouraged!", { address: url.host });
     else log.info("serving client traffic securely", { address: url.host });
-  }
-
-  async function listenAll(): Promise<void> {
-    for (const [i, url] of urls.entries()) {
-      if (url.protocol !== "http:" && url.protocol !== "https:") {
-        throw new Error(`listen-client-urls: scheme ${url.protocol} of ${url.href} is not supported by tsetcd yet (use http:// or https://)`);
-      }
-      if (url.protocol === "https:" && !tlsOptions) {
-        throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${url.href} with HTTPS scheme`);
-      }
-      const port = new ClientPort({ grpc, http, fetch, maxBodyBytes: maxRecvBytes, maxConcurrentStreams: opts.maxConcurrentStreams });
-      await port.listen(hosts[i], Number(url.port || 2379), url.protocol === "https:" ? tlsOptions : undefined);
-      ports.push(port);
-    }
   }
 
   let stopping: Promise<void> | undefined;
@@ -122,14 +92,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       for (const p of ports) p.close();
       stopStreams.abort();
       const deadline = Date.now() + DRAIN_MS;
-      while (grpc.active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      while (handlers.grpc.active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       await member.stop();
       for (const p of ports) p.destroyConnections();
     })());
+  let onExit: ((reason: string) => void) | undefined;
   fatal = (reason) => {
     void stop().finally(() => onExit?.(reason));
   };
-  let onExit: ((reason: string) => void) | undefined;
   return {
     member,
     stop,
@@ -137,4 +107,46 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       onExit = cb;
     },
   };
+}
+
+interface ClientHandlers {
+  grpc: GrpcServer;
+  http: ReturnType<typeof connectHandler>;
+  fetch: ReturnType<typeof fetchHandler>;
+  maxRecvBytes: number;
+}
+
+/** Every service on every client transport: gRPC, gRPC-Web and Connect, the gateway and plain HTTP routes. */
+function clientHandlers(member: Member, opts: StartOptions, stopping: AbortSignal): ClientHandlers {
+  const services = allServices(member, {
+    maxTxnOps: opts.maxTxnOps,
+    maxRequestBytes: opts.maxRequestBytes,
+    watchProgressNotifyIntervalMs: watchProgressIntervalMs(opts.watchProgressNotifyIntervalMs),
+    stopping,
+  });
+  const maxRecvBytes = opts.maxRequestBytes + GRPC_OVERHEAD_BYTES;
+  const grpc = new GrpcServer(services, { maxRecvBytes, maxSendBytes: MAX_SEND_BYTES });
+  const routes = httpRoutes({ healthProblem: () => member.maintenance.healthProblem(), metrics: () => member.metrics.text() });
+  addGatewayRoutes(routes, services, maxRecvBytes);
+  const http = connectHandler(services, routes, { readMaxBytes: maxRecvBytes, cors: opts.cors });
+  const fetch = fetchHandler(services, routes, { readMaxBytes: maxRecvBytes, cors: opts.cors });
+  return { grpc, http, fetch, maxRecvBytes };
+}
+
+/** One client port per --listen-client-urls entry, each pushed to `ports` once it listens (so a failure can close those). */
+async function listenClients(opts: StartOptions, h: ClientHandlers, ports: ClientPort[]): Promise<void> {
+  const urls = opts.listenClientUrls.map((raw) => new URL(raw));
+  const hosts = urls.map((u) => u.hostname.replace(/^\[|\]$/g, ""));
+  const tlsOptions = urls.some((u) => u.protocol === "https:") ? await clientTlsOptions({ ...opts.tls, dataDir: opts.dataDir, hosts }) : undefined;
+  for (const [i, url] of urls.entries()) {
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new Error(`listen-client-urls: scheme ${url.protocol} of ${url.href} is not supported by tsetcd yet (use http:// or https://)`);
+    }
+    if (url.protocol === "https:" && !tlsOptions) {
+      throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${url.href} with HTTPS scheme`);
+    }
+    const port = new ClientPort({ grpc: h.grpc, http: h.http, fetch: h.fetch, maxBodyBytes: h.maxRecvBytes, maxConcurrentStreams: opts.maxConcurrentStreams });
+    await port.listen(hosts[i], Number(url.port || 2379), url.protocol === "https:" ? tlsOptions : undefined);
+    ports.push(port);
+  }
 }

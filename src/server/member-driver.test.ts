@@ -43,7 +43,7 @@ test("learner applies an entry the only voter never persisted", async () => {
   await R.start().catch(() => {});
   await until(() => R.appliedIndex === L.appliedIndex, 10000, "learner caught up");
   // The leader's next transaction does not commit (a crash between send and COMMIT; here: a throw).
-  const loop = (L as any).loop;
+  const loop = (L as any).parts.loop;
   const st = loop.storage;
   const orig = st.append.bind(st);
   const hr = loop.finish.bind(loop);
@@ -92,7 +92,7 @@ test("install of a late copy snapshots beyond the log in the same transaction", 
   const L = members[0];
   await until(() => L.isLeader());
   for (let i = 0; i < 40; i++) await put(L, "k" + i, "v");
-  const snapshots = (L as any).snapshots;
+  const snapshots = (L as any).parts.snapshots;
   const orig = snapshots.openData.bind(snapshots);
   snapshots.openData = () =>
     (async function* () {

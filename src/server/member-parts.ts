@@ -1,0 +1,50 @@
+// The parts of a member, as one record: what member.ts holds and what the
+// Raft loop's hooks (loop-host.ts) hand each Ready's results to. wiring.ts
+// builds them.
+import type { Applier } from "./apply.js";
+import type { ClusterOps } from "./cluster-ops.js";
+import type { LeaseDriver } from "./lease-driver.js";
+import type { Maintenance } from "./maintenance.js";
+import type { Metrics } from "./metrics.js";
+import type { PeerNetwork } from "./peer-network.js";
+import type { Peers } from "./peers.js";
+import type { Proposals } from "./proposals.js";
+import type { RaftLoop } from "./raft-loop.js";
+import type { ReadIndexReads } from "./read-index.js";
+import type { Propose } from "./requests.js";
+import type { Snapshots } from "./snapshots.js";
+import type { MemberState } from "./state.js";
+import type { V3Server } from "./v3-server.js";
+
+/** What the parts need of the member that owns them. */
+export interface Owner {
+  stopped(): boolean;
+  /** Stops serving at once and tells the owner's owner (a failed write). */
+  fatal(what: string, err: unknown): void;
+  /** Removed from the cluster: the member stops. */
+  removed(reason: string): void;
+  /** Every proposal of every part goes through the member's propose (one path, observable in tests). */
+  propose: Propose;
+}
+
+export interface Parts {
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  readonly requestTimeoutMs: number;
+  state: MemberState;
+  applier: Applier;
+  network: PeerNetwork;
+  peers: Peers;
+  loop: RaftLoop;
+  snapshots: Snapshots;
+  proposals: Proposals;
+  reads: ReadIndexReads;
+  leases: LeaseDriver;
+  kv: V3Server;
+  maintenance: Maintenance;
+  clusterOps: ClusterOps;
+  metrics: Metrics;
+  /** Database size as of the last commit: the quota check must not query SQLite per request. */
+  sizeAfterLastCommit: number;
+  isLearner(): boolean;
+}
