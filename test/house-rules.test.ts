@@ -7,9 +7,10 @@
 // 1. layers: a file importing a layer its own layer may not (LAYERS below, the
 //    table of the README's "How it is built"), or product code importing test code;
 // 2. cycle: any import cycle in src/, type-only imports included;
-// 3. raft-purity: a clock, timer, randomness or I/O in the Raft core (names
-//    are checked as references in the syntax tree, so a word in a comment or a
-//    property that happens to be called `process` is fine);
+// 3. raft-purity: a clock, timer, randomness or I/O in the Raft core; and
+//    server-time: a clock, timer or randomness in src/server/ not taken from
+//    its injected Runtime (names are checked as references in the syntax tree,
+//    so a word in a comment or a property called `process` is fine);
 // 4. src-imports-test: src/ importing test/ (or anything else outside src/);
 // 5. function-length: a function over 70 lines in product code (test files
 //    are exempt: a test reads top to bottom and splitting it rarely helps),
@@ -386,14 +387,34 @@ test("3. raft-purity: no clock, timer, randomness or I/O in src/raft/", () => {
   report(problems);
 });
 
+// Rule 3b: the member (src/server/) takes time, timers and chance from its
+// injected Runtime (src/runtime/time.ts), so the simulator in src/server/sim/
+// can run whole members on one seeded clock. I/O stays allowed there.
+
+test("3b. server-time: src/server/ uses no clock, timer or randomness but its injected runtime", () => {
+  const problems: string[] = [];
+  for (const f of files.filter((f) => f.path.startsWith("src/server/") && !f.isTest)) {
+    const visit = (node: ts.Node): void => {
+      const name = impureUse(node, SERVER_FORBIDDEN);
+      if (name !== undefined) problems.push(`${f.path}:${lineOf(f.sf, node)}: server-time: uses ${name} (take it from the member's Runtime instead)`);
+      ts.forEachChild(node, visit);
+    };
+    visit(f.sf);
+  }
+  report(problems);
+});
+
+/** What the member must take from its Runtime: the clocks, timers and Bun.sleep (microtasks are deterministic and stay). */
+const SERVER_FORBIDDEN: ReadonlySet<string> = new Set(["Date", "performance", "setTimeout", "setInterval", "setImmediate", "Bun"]);
+
 /** The impure global a node refers to, if any: `Date`, `Math.random`, `globalThis.process`... */
-function impureUse(node: ts.Node): string | undefined {
-  if (ts.isIdentifier(node)) return IMPURE_GLOBALS.has(node.text) && isReference(node) ? node.text : undefined;
+function impureUse(node: ts.Node, forbidden: ReadonlySet<string> = IMPURE_GLOBALS): string | undefined {
+  if (ts.isIdentifier(node)) return forbidden.has(node.text) && isReference(node) ? node.text : undefined;
   const access = memberAccess(node);
   if (access === undefined) return undefined;
   const [owner, member] = access;
   if (owner === "Math" && member === "random") return "Math.random";
-  if (["globalThis", "window", "self", "global"].includes(owner) && IMPURE_GLOBALS.has(member)) return `${owner}.${member}`;
+  if (["globalThis", "window", "self", "global"].includes(owner) && forbidden.has(member)) return `${owner}.${member}`;
   return undefined;
 }
 

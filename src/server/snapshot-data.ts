@@ -34,7 +34,7 @@ let copySeq = 0;
 
 /** Writes a consistent copy of the database into `dir`; returns its path. Blocks while copying. */
 export function copyDatabase(db: Database, dir: string): string {
-  const path = join(dir, `outgoing-${process.pid}-${Date.now()}-${++copySeq}.db`);
+  const path = join(dir, `outgoing-${process.pid}-${++copySeq}.db`);
   db.prepare("VACUUM INTO ?1").run(path);
   return path;
 }
