@@ -64,6 +64,9 @@ async function runOp(m: ClusterMember, input: KvInput): Promise<KvOutput> {
       const r = await m.client.kv.txn({ compare: [compare], success: [put] }, { timeoutMs: OP_TIMEOUT_MS });
       return r.succeeded;
     }
+    case "del":
+      await m.client.kv.deleteRange({ key }, { timeoutMs: OP_TIMEOUT_MS });
+      return null;
   }
 }
 

@@ -22,6 +22,7 @@ import { RaftMetaKey, SqliteRaftStorage } from "../storage/raft-storage.js";
 import { log } from "../log.js";
 import { clusterId as deriveClusterId, memberId as deriveMemberId, parseInitialCluster } from "./ids.js";
 import type { MemberInfo } from "./member-info.js";
+import { memberFromWire, memberToWire } from "./join.js";
 import { encodeMemberContext } from "./membership.js";
 
 export interface BootstrapConfig {
@@ -44,8 +45,12 @@ export interface Identity {
   remoteMembers?: MemberInfo[];
 }
 
-/** meta rows that describe this member rather than the replicated state (never taken from a snapshot). */
-export const LOCAL_META = { memberId: "member_id", clusterId: "cluster_id", token: "cluster_token" } as const;
+/**
+ * meta rows that describe this member rather than the replicated state (never taken from a
+ * snapshot). joinMembers: the cluster as a joining member read it from its peers, kept so a
+ * restart before the log brings the membership still knows whom to talk to.
+ */
+export const LOCAL_META = { memberId: "member_id", clusterId: "cluster_id", token: "cluster_token", joinMembers: "join_members" } as const;
 /** The issue-2 single-member server's term row. */
 const LEGACY_TERM = "term";
 export const APPLIED_INDEX = "applied_index";
@@ -63,7 +68,7 @@ export async function bootstrap(db: Database, cfg: BootstrapConfig): Promise<Ide
       );
     }
     if (meta.getNumber(RaftMetaKey.term) === undefined) migrateSingleMember(db, meta, member, cfg);
-    return { memberId: member, clusterId: cluster, how: "restart" };
+    return { memberId: member, clusterId: cluster, how: "restart", remoteMembers: joinedMembers(meta) };
   }
   const initial = parseInitialCluster(cfg.initialCluster);
   if (cfg.initialClusterState === "existing") return join(db, meta, cfg);
@@ -123,7 +128,14 @@ async function join(db: Database, meta: MetaStore, cfg: BootstrapConfig): Promis
   if (!cfg.joinCluster) throw new Error("joining an existing cluster is not available");
   const remote = await cfg.joinCluster();
   const storage = new SqliteRaftStorage(db);
-  writeIdentity(db, storage, meta, remote.localId, remote.clusterId, cfg.initialClusterToken, () => {});
+  writeIdentity(db, storage, meta, remote.localId, remote.clusterId, cfg.initialClusterToken, () => {
+    // An empty Raft state of its own: a restart before the first entries arrive must restart
+    // this joining member, not take its data dir for the single-member format (which would make
+    // it a one-member cluster under the joined cluster's id). Found by the simulator.
+    // (Written as a row: the storage writes only what differs from its initial term 0.)
+    meta.setNumber(RaftMetaKey.term, 0);
+    meta.setText(LOCAL_META.joinMembers, JSON.stringify(remote.members.map(memberToWire)));
+  });
   log.info("joining an existing cluster", { "local-member-id": remote.localId.toString(16), "cluster-id": remote.clusterId.toString(16) });
   return { memberId: remote.localId, clusterId: remote.clusterId, how: "existing", remoteMembers: remote.members };
 }
@@ -141,6 +153,13 @@ function writeIdentity(db: Database, storage: SqliteRaftStorage, meta: MetaStore
     storage.rollbackCache();
     throw err;
   }
+}
+
+/** The cluster a joining member read at its join; until the log brings the membership, its peers come from here. */
+function joinedMembers(meta: MetaStore): MemberInfo[] | undefined {
+  const text = meta.getText(LOCAL_META.joinMembers);
+  if (text === undefined) return undefined;
+  return (JSON.parse(text) as unknown[]).map(memberFromWire);
 }
 
 /**

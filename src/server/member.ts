@@ -51,6 +51,8 @@ export interface MemberDeps {
    * crashes are process crashes: what SQLite handed to the OS survives them either way.
    */
   fsync?: boolean;
+  /** Node's process metrics in /metrics (default); off in the simulator, which runs many members in one process. */
+  processMetrics?: boolean;
 }
 
 /** How often a member retries publishing itself. */
@@ -96,6 +98,7 @@ export class Member {
       runtime: this.runtime,
       network: deps.network,
       fsync: deps.fsync ?? true,
+      processMetrics: deps.processMetrics ?? true,
       owner: {
         stopped: () => this.stopped,
         fatal: (what, err) => this.fatal(what, err),
@@ -170,6 +173,18 @@ export class Member {
     }
     this.stopNow();
     await this.network.stop();
+    this.db.close();
+  }
+
+  /**
+   * Ends the member as a killed process ends: no hand-over, no graceful close of the network,
+   * nothing more written; the database keeps exactly what its transactions committed. For the
+   * simulator, whose crashes are process crashes (its network simply stops delivering).
+   */
+  abandon(): void {
+    this.stopNow();
+    if (this.closed) return;
+    this.closed = true;
     this.db.close();
   }
 

@@ -24,9 +24,10 @@ export class Metrics {
   private readonly fsyncSeconds: Histogram;
   private readonly leaderChanges: Counter;
 
-  constructor(source: MetricsSource) {
+  /** `processMetrics`: Node's process_* and nodejs_* metrics too (one set per process; the simulator runs many members in one). */
+  constructor(source: MetricsSource, processMetrics = true) {
     const r = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
+    if (processMetrics) collectDefaultMetrics({ register: this.registry });
     new Gauge({
       name: "etcd_server_has_leader",
       help: "Whether or not a leader exists. 1 is existence, 0 is not.",

@@ -43,6 +43,7 @@ export interface Wiring {
   runtime: Runtime;
   network?: NetworkFactory;
   fsync: boolean;
+  processMetrics: boolean;
   owner: Owner;
 }
 
@@ -121,7 +122,10 @@ function buildNetwork(w: Wiring, p: Parts): void {
   p.network = factory(
     { id: p.memberId, clusterId: p.clusterId },
     {
-      onMessage: (m) => p.loop.step(m),
+      onMessage: (m) => {
+        if (!p.peers.knows(m.from)) p.peers.unknownSender(m.from);
+        p.loop.step(m);
+      },
       onUnreachable: (id) => p.loop.raw.reportUnreachable(id),
       onSnapshotStatus: (id, ok) => {
         p.loop.raw.reportSnapshot(id, ok);
@@ -136,6 +140,7 @@ function buildNetwork(w: Wiring, p: Parts): void {
   );
   p.peers = new Peers(p.memberId, p.clusterId, p.state.membership, p.network, w.runtime.clock, {
     electionTimeoutMs: config.electionTimeoutMs,
+    requestTimeoutMs: p.requestTimeoutMs,
     isLeader: () => p.loop.isLeader(),
     stop: (reason) => w.owner.removed(reason),
   });
@@ -252,7 +257,7 @@ function buildServices(w: Wiring, p: Parts): void {
     linearizableBarrier: () => p.kv.linearizableBarrier() ?? Promise.resolve(),
     forwardPromote: (leader, id) => forwardPromote(membership.get(leader)?.peerURLs ?? [], id, p.requestTimeoutMs, p.network.request, runtime.clock),
   });
-  p.metrics = new Metrics({
+  const metricsSource = {
     memberId: p.memberId,
     dbSize: () => p.maintenance.dbSize(),
     dbSizeInUse: () => p.maintenance.dbSizeInUse(),
@@ -263,7 +268,8 @@ function buildServices(w: Wiring, p: Parts): void {
       const n = p.state.watchHub.watcherCount;
       return n.synced + n.unsynced;
     },
-  });
+  };
+  p.metrics = new Metrics(metricsSource, w.processMetrics);
 }
 
 function buildMaintenance(w: Wiring, p: Parts): Maintenance {

@@ -36,9 +36,11 @@ export type KvInput =
   | { op: "get"; key: string }
   | { op: "put"; key: string; value: string }
   /** Succeeds iff the current value === expected (null = key absent). */
-  | { op: "cas"; key: string; expected: string | null; value: string };
+  | { op: "cas"; key: string; expected: string | null; value: string }
+  /** The key is absent afterwards. */
+  | { op: "del"; key: string };
 
-/** get → value | null; put → null (no reply value); cas → whether it swapped. */
+/** get → value | null; put, del → null (no reply value); cas → whether it swapped. */
 export type KvOutput = string | null | boolean;
 
 /** Immutable snapshot; after partitioning by key it holds at most one entry. */
@@ -65,6 +67,12 @@ export const kvModel: Model<KvState, KvInput, KvOutput> = {
         const ok = !output.known || output.value === swapped;
         return { ok, state: swapped ? withKey(state, input.key, input.value) : state };
       }
+      case "del": {
+        if (cur === null) return { ok: true, state };
+        const next = new Map(state);
+        next.delete(input.key);
+        return { ok: true, state: next };
+      }
     }
   },
 
@@ -86,6 +94,8 @@ export const kvModel: Model<KvState, KvInput, KvOutput> = {
         return `put(${JSON.stringify(input.key)}, ${JSON.stringify(input.value)})${output.known ? "" : " (pending)"}`;
       case "cas":
         return `cas(${JSON.stringify(input.key)}, ${JSON.stringify(input.expected)}, ${JSON.stringify(input.value)}) -> ${out}`;
+      case "del":
+        return `del(${JSON.stringify(input.key)})${output.known ? "" : " (pending)"}`;
     }
   },
 
