@@ -21,7 +21,8 @@ import {
   type TxnRequest,
 } from "../gen/etcdserverpb/rpc_pb.js";
 import { InternalRequestSchema } from "../gen/tsetcdpb/internal_pb.js";
-import { assert, unreachable } from "../assert.js";
+import { unreachable } from "../assert.js";
+import { invariant } from "./invariant.js";
 import { EtcdError, Errors } from "../errors.js";
 import { applyChange, decodeConfChange } from "../raft/confchange.js";
 import { type ConfChange, ConfChangeType, type ConfState, type Entry, EntryType } from "../raft/types.js";
@@ -112,8 +113,8 @@ export class Applier {
    */
   applyEntries(entries: readonly Entry[], committed: number, out: ApplyBatch): void {
     for (const e of entries) {
-      assert(e.index <= committed, `entry ${e.index} delivered for apply above the commit index ${committed}`);
-      assert(e.index === this.delivered + 1, `entry ${e.index} delivered after ${this.delivered}`);
+      invariant(e.index <= committed, `entry ${e.index} delivered for apply above the commit index ${committed}`);
+      invariant(e.index === this.delivered + 1, `entry ${e.index} delivered after ${this.delivered}`);
       this.applyEntry(e, out);
     }
   }
@@ -125,7 +126,7 @@ export class Applier {
 
   private applyEntry(e: Entry, out: ApplyBatch): void {
     const replay = e.index <= this.applied;
-    if (!replay) assert(e.index === this.applied + 1, `entry ${e.index} applied after ${this.applied}`);
+    if (!replay) invariant(e.index === this.applied + 1, `entry ${e.index} applied after ${this.applied}`);
     this.delivered = e.index;
     if (e.type === EntryType.ConfChange) {
       this.applyConfChange(e, replay, out);

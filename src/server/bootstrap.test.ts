@@ -68,6 +68,20 @@ describe("bootstrap", () => {
     expect(new MetaStore(db).getBigInt(LOCAL_META.memberId)).toBe(5n);
   });
 
+  test("existing: a restart before the first entries arrive restarts the joiner, peers included (not a one-member cluster)", async () => {
+    const db = openDatabase(":memory:");
+    const members = [{ id: 1n, name: "a", peerURLs: ["http://127.0.0.1:1"], clientURLs: [], isLearner: false }];
+    const joining = cfg({ initialClusterState: "existing", joinCluster: async () => ({ clusterId: 77n, localId: 5n, members }) });
+    await bootstrap(db, joining);
+    // The crash came before any entry or snapshot: the data dir holds only what the join wrote.
+    const again = await bootstrap(db, joining);
+    expect(again).toEqual({ memberId: 5n, clusterId: 77n, how: "restart", remoteMembers: members });
+    const s = new SqliteRaftStorage(db);
+    expect(s.snapshot().meta.confState).toEqual({ voters: [], learners: [] });
+    expect(s.lastIndex()).toBe(0);
+    expect(s.initialState().hardState).toEqual({ term: 0, vote: 0n, commit: 0 });
+  });
+
   test("a single-member data dir (issue 2) becomes a snapshot at its applied index", async () => {
     const db = openDatabase(":memory:");
     const meta = new MetaStore(db);

@@ -21,7 +21,7 @@ import {
 } from "../gen/etcdserverpb/rpc_pb.js";
 import { LeaseRenewBatchSchema, LeaseRenewResultsSchema } from "../gen/tsetcdpb/internal_pb.js";
 import { Errors } from "../errors.js";
-import { assert } from "../assert.js";
+import { invariant } from "./invariant.js";
 import { log } from "../log.js";
 import type { Lessor } from "../lease/lessor.js";
 import type { Clock, Scheduler } from "../runtime/time.js";
@@ -260,7 +260,7 @@ export class LeaseDriver {
     const l = this.lessor.lookup(id);
     const ms = this.lessor.remainingMs(id);
     if (l === undefined || ms === undefined) return "notFound";
-    assert(Number.isFinite(ms), `time-to-live of lease ${id} asked of a lessor that is not primary`);
+    invariant(Number.isFinite(ms), `time-to-live of lease ${id} asked of a lessor that is not primary`);
     const keys = withKeys ? [...l.keys.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, k]) => k) : [];
     // etcd: int64(Remaining().Seconds()), which truncates.
     return { ttl: Math.trunc(ms / 1000), grantedTtl: l.ttl, keys };

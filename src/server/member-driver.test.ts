@@ -130,3 +130,30 @@ test("lease expiry is proposed leader-only", async () => {
   expect(fatals).toEqual([]);
   await m.stop();
 }, 20000);
+
+// Found by the simulator: a member restarted after being down while another member was added
+// (and came to lead) never heard of its leader from its own log, so its answers had nowhere to
+// go and it never caught up. It now learns the member list from its peers.
+test("a member restarted after a new member took the lead catches up", async () => {
+  const { members, cfgs, fatals } = await newCluster(3);
+  await until(() => members.some((m) => m.isLeader()), 10000, "leader");
+  const leader = members.find((m) => m.isLeader())!;
+  const downIdx = members.findIndex((m) => m !== leader);
+  const down = members[downIdx];
+  await put(leader, "before", "1");
+  await until(() => down.appliedIndex === leader.appliedIndex, 10000, "all applied");
+  await down.stop();
+  const { m: D } = await joinMember(leader, false);
+  D.onFatal = (r, e) => void fatals.push(`D: ${r} ${e ?? ""}`);
+  await D.start();
+  await leader.maintenance.moveLeader(D.memberId);
+  await until(() => D.isLeader(), 10000, "D leads");
+  await put(D, "after", "2");
+  const back = await Member.open(cfgs[downIdx]);
+  back.onFatal = (r, e) => void fatals.push(`restarted: ${r} ${e ?? ""}`);
+  await back.start();
+  await until(() => back.appliedIndex >= D.appliedIndex, 15000, "the restarted member caught up");
+  expect(await get(back, "after", true)).toBe("2");
+  expect(fatals).toEqual([]);
+  for (const m of [...members.filter((m) => m !== down), D, back]) await m.stop().catch(() => {});
+}, 40000);

@@ -19,7 +19,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { MemberAttributesSchema } from "../gen/tsetcdpb/internal_pb.js";
-import { assert } from "../assert.js";
+import { invariant } from "./invariant.js";
 import { Errors } from "../errors.js";
 import { log } from "../log.js";
 import { systemRuntime, type Cancel, type Runtime } from "../runtime/time.js";
@@ -268,7 +268,7 @@ export class Member {
     reads.tick(() => Errors.timeout());
     peers.tick();
     leases.tick();
-    assert(reads.waiting <= MAX_PENDING, `${reads.waiting} reads waiting`);
+    invariant(reads.waiting <= MAX_PENDING, `${reads.waiting} reads waiting`);
   }
 
   /** Publishes this member's name and client URLs (etcd's publish), retrying until it is applied. */

@@ -6,7 +6,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { AlarmRequest_AlarmAction, AlarmRequestSchema, AlarmType } from "../gen/etcdserverpb/rpc_pb.js";
 import { InternalRequestSchema } from "../gen/tsetcdpb/internal_pb.js";
-import { assert } from "../assert.js";
+import { invariant } from "./invariant.js";
 import { EtcdError, Errors } from "../errors.js";
 import { log } from "../log.js";
 import type { ConfChange, ConfChangeType } from "../raft/types.js";
@@ -107,7 +107,7 @@ export class Proposals {
     if (data.length > this.limits.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     if (addsData((request as RequestBody).case as RequestKind) && this.host.sizeAfterLastCommit() + data.length > this.limits.quotaBytes)
       return Promise.reject(this.overQuota());
-    const wait = this.waiters.wait(id, this.host.leader()) as Promise<ResponseOf[K]>;
+    const wait = this.waiters.wait<ResponseOf[K]>(id, this.host.leader());
     if (this.host.raftPropose(data)) {
       this.host.schedule();
       return wait;
@@ -118,7 +118,7 @@ export class Proposals {
     }
     // No leader (or a transfer under way): wait for one, as etcd's proposals block.
     this.blocked.push({ id, data });
-    assert(this.blocked.length <= MAX_PENDING, `${this.blocked.length} blocked proposals`);
+    invariant(this.blocked.length <= MAX_PENDING, `${this.blocked.length} blocked proposals`);
     this.host.schedule();
     return wait;
   }
@@ -162,7 +162,7 @@ export class Proposals {
   async proposeConfChange(cc: ConfChange): Promise<void> {
     if (this.host.stopped()) throw Errors.stopped();
     const key = confKey(cc.type, cc.nodeId);
-    const wait = this.confWaiters.wait(key, this.host.leader());
+    const wait = this.confWaiters.wait<void>(key, this.host.leader());
     const deadline = this.clock.now() + this.limits.requestTimeoutMs;
     for (;;) {
       const ok = this.host.raftProposeConfChange(cc);
@@ -238,8 +238,8 @@ export class Proposals {
       this.blocked = this.blocked.filter((b) => this.waiters.has(b.id));
       if (leader !== 0n) this.retryBlocked();
     }
-    assert(this.waiters.size <= MAX_PENDING, `${this.waiters.size} proposals waiting`);
-    assert(this.appliedWaiters.length <= MAX_PENDING, `${this.appliedWaiters.length} waiting for apply`);
+    invariant(this.waiters.size <= MAX_PENDING, `${this.waiters.size} proposals waiting`);
+    invariant(this.appliedWaiters.length <= MAX_PENDING, `${this.appliedWaiters.length} waiting for apply`);
   }
 
   /** The member stops: every waiting client fails with `err`. */

@@ -22,7 +22,7 @@
 // already counted what the Ready holds as written, so the member stops rather
 // than risk acknowledging what is not on disk.
 import type { Database } from "bun:sqlite";
-import { assert } from "../assert.js";
+import { invariant } from "./invariant.js";
 import type { RawNode } from "../raft/node.js";
 import { type ConfState, type Message, type Ready, Role } from "../raft/types.js";
 import type { Clock, Scheduler } from "../runtime/time.js";
@@ -236,7 +236,7 @@ export class RaftLoop {
     // (it reads storage, which refuses reads while writes are staged).
     for (const c of batch.confChanges) {
       const conf = this.raw.applyConfChange(c.cc);
-      assert(sameConf(conf, c.conf), `configuration after entry ${c.index} differs between member and Raft`);
+      invariant(sameConf(conf, c.conf), `configuration after entry ${c.index} differs between member and Raft`);
     }
     this.host.configured(batch);
     if (!plan.early && rd.messages.length > 0) this.net.send(rd.messages);
@@ -275,7 +275,7 @@ export class RaftLoop {
     }
     if (durable && this.opts.fsync) this.opts.fsynced((this.clock.now() - started) / 1000);
     if (hard) {
-      assert(hard.commit <= this.storage.lastIndex(), `commit index ${hard.commit} persisted beyond the last persisted entry ${this.storage.lastIndex()}`);
+      invariant(hard.commit <= this.storage.lastIndex(), `commit index ${hard.commit} persisted beyond the last persisted entry ${this.storage.lastIndex()}`);
       this.persistedTerm = hard.term;
       this.persistedVote = hard.vote;
     }

@@ -6,7 +6,7 @@
 // them. The data format is in snapshot-data.ts.
 import type { Database } from "bun:sqlite";
 import { mkdirSync, rmSync } from "node:fs";
-import { assert } from "../assert.js";
+import { invariant } from "./invariant.js";
 import { log } from "../log.js";
 import type { Message, SnapshotMeta } from "../raft/types.js";
 import type { SqliteRaftStorage } from "../storage/raft-storage.js";
@@ -113,7 +113,7 @@ export class Snapshots {
     const previous = this.incoming.get(key);
     if (previous !== undefined && previous !== file) rmSync(previous, { force: true });
     this.incoming.set(key, file);
-    assert(this.incoming.size <= MAX_INCOMING, `${this.incoming.size} received snapshots waiting`);
+    invariant(this.incoming.size <= MAX_INCOMING, `${this.incoming.size} received snapshots waiting`);
     // Install now, while the file is certainly ours; the sender hears success after this returns.
     this.host.stepAndRun(m);
     if (this.incoming.get(key) === file) {
@@ -126,7 +126,7 @@ export class Snapshots {
   /** Before the Ready's transaction (SQLite attaches outside transactions only): the received data, ready to install. */
   attach(meta: SnapshotMeta): string {
     const file = this.incoming.get(snapKey(meta));
-    assert(file !== undefined, `no data for the snapshot at ${meta.index}`);
+    invariant(file !== undefined, `no data for the snapshot at ${meta.index}`);
     attachSnapshot(this.db, file);
     return file;
   }

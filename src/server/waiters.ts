@@ -49,9 +49,10 @@ export class Waiters {
     return this.waits.has(id);
   }
 
-  wait(id: bigint, leader: bigint): Promise<any> {
-    return new Promise((resolve, reject) => {
-      this.waits.set(id, { resolve, reject, deadline: this.clock.now() + this.timeoutMs, startedLeader: leader });
+  /** The caller's outcome type is its own to state: resolve() hands over whatever apply produced for `id`. */
+  wait<T>(id: bigint, leader: bigint): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waits.set(id, { resolve: resolve as (v: unknown) => void, reject, deadline: this.clock.now() + this.timeoutMs, startedLeader: leader });
     });
   }
 

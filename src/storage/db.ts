@@ -37,7 +37,7 @@ export function openDatabase(path: string): Database {
 
 /**
  * Creates the tables if they are missing and records the schema version in
- * `user_version`. Safe to run on every open. A file written by a newer
+ * `user_version`. Safe to run on every open; a file at the current version is left alone. A file written by a newer
  * tsetcd is refused rather than misread.
  */
 function migrate(db: Database): void {
@@ -46,6 +46,8 @@ function migrate(db: Database): void {
   if (version > SCHEMA_VERSION) {
     throw new Error(`database schema version ${version} is newer than this tsetcd supports (${SCHEMA_VERSION})`);
   }
+  // Up to date: the tables exist (every restart takes this path; the DDL is skipped).
+  if (version === SCHEMA_VERSION) return;
   db.transaction(() => {
     db.exec(SCHEMA_SQL);
     if (version < SCHEMA_VERSION) db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);

@@ -4,7 +4,9 @@
 // dropped, duplicated or reordered; links can be cut one way or both; a
 // snapshot is streamed from the sender's real data into a file of the
 // receiver's, as the transport does; peer-port requests (forwarded lease
-// calls, promotions) travel the same links.
+// calls, promotions) travel the same links. Delays reorder messages, which the
+// real transport (one ordered stream per peer) never does: a harsher network
+// than the real one, for everything but forwarded proposals (see send).
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Message, MessageType, type NodeId } from "../../raft/types.js";
@@ -164,7 +166,10 @@ export class SimNetwork {
       return;
     }
     const bytes = encodeMessage(m);
-    const copies = this.rand() < this.faults.duplicateRate ? 2 : 1;
+    // Raft's own messages may arrive twice. A forwarded proposal may not: twice is a second
+    // proposal (applied twice, as in etcd), and the real transport never resends a message.
+    const duplicate = this.rand() < this.faults.duplicateRate && m.type !== MessageType.Prop;
+    const copies = duplicate ? 2 : 1;
     if (copies === 2) this.stats.duplicated++;
     for (let i = 0; i < copies; i++) {
       this.time.after(this.delay(), SIMULATION, () => {

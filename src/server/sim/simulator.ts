@@ -20,8 +20,10 @@ export interface SimOptions {
   seed: number;
   /** 3 or 5 initial members (default: the seed chooses, mostly 3). */
   members?: number;
-  /** Simulated ms of faults and load before the calm phase (default: the seed chooses 1-3 s). */
+  /** Simulated ms of faults and load before the calm phase (default: the seed chooses, 1-3 s; 0.5-1.5 s if `quick`). */
   activeMs?: number;
+  /** Shorter runs (half the active phase): what `npm test` runs for its 1,000 seeds. */
+  quick?: boolean;
   /** Called on every member incarnation before it starts: the tests plant bugs with it. */
   mutate?: (member: Member, slot: Slot) => void;
 }
@@ -59,6 +61,8 @@ export interface SimResult {
 /** A run's clock settings: etcd's ratio (election = 10 heartbeats), scaled down so a run holds many elections. */
 const HEARTBEAT_MS = 10;
 const ELECTION_MS = 100;
+/** How often members at equal applied indexes compare hashKV. */
+const HASH_CHECK_MS = 100;
 /** How long a client waits for an answer before its outcome is unknown. */
 const CLIENT_TIMEOUT_MS = 1500;
 /** After faults stop: how long members have to come back and elect a leader, and how long the cluster has to converge. */
@@ -91,7 +95,8 @@ class Run {
     this.rand = mulberry32(seed);
     const r = this.rand;
     this.members = opts.members ?? (r() < 0.75 ? 3 : 5);
-    this.activeMs = opts.activeMs ?? 1000 + Math.floor(r() * 2000);
+    const activeMs = 1000 + Math.floor(r() * 2000);
+    this.activeMs = opts.activeMs ?? (opts.quick ? Math.floor(activeMs / 3) : activeMs);
     // How hostile the world is varies by seed, from calm to stormy.
     const faults: NetworkFaults = { minDelayMs: 1, maxDelayMs: 2 + Math.floor(r() * 12), dropRate: r() * 0.05, duplicateRate: r() * 0.02 };
     this.crashBetweenEvents = r() * 0.0015;
@@ -219,9 +224,9 @@ class Run {
   private scheduleHashChecks(): void {
     const check = () => {
       this.inv.checkHashes(this.cluster.live());
-      this.time.after(50, SIMULATION, check);
+      this.time.after(HASH_CHECK_MS, SIMULATION, check);
     };
-    this.time.after(50, SIMULATION, check);
+    this.time.after(HASH_CHECK_MS, SIMULATION, check);
   }
 
   private nemesis(): void {
@@ -337,13 +342,23 @@ class Run {
   /** Faults stop: links heal, every member that belongs to the cluster runs (again). */
   private async calmDown(): Promise<void> {
     this.calm = true;
-    this.note("calm");
+    this.note(`calm after ${this.stats.events} events`);
     this.workload.stopAt = this.time.now;
     this.net.healAll();
-    for (let round = 0; round < 3; round++) {
+    await this.settle(SETTLE_MS);
+  }
+
+  /**
+   * Runs until the cluster converged, reconciling the slots with the membership between rounds
+   * (a membership change retried after calm can add a member late). Returns whether it converged.
+   */
+  private async settle(roundMs: number): Promise<boolean> {
+    for (let round = 0; round < 4; round++) {
       await this.reconcileMembers();
-      await this.runUntil(this.time.now + SETTLE_MS, () => this.converged());
+      await this.runUntil(this.time.now + roundMs, () => this.converged());
+      if (this.converged() || this.inv.failures.length > 0) return this.converged();
     }
+    return false;
   }
 
   /**
@@ -353,7 +368,8 @@ class Run {
    */
   private async reconcileMembers(): Promise<void> {
     // The leader's view, or else the most advanced member's (a lost add can leave no quorum until adopted).
-    const live = this.cluster.live();
+    // Only a member that knows a membership (a joiner may know none yet) has a view to go by.
+    const live = this.cluster.live().filter((s) => s.member!.members().length > 0);
     const leader = live.find((s) => s.member!.isLeader()) ?? [...live].sort((a, b) => b.member!.appliedIndex - a.member!.appliedIndex)[0];
     if (leader !== undefined) {
       const members = leader.member!.members();
@@ -383,19 +399,10 @@ class Run {
   }
 
   private async finalChecks(): Promise<"ok" | "unknown"> {
-    await this.runUntil(this.time.now + CONVERGE_MS, () => this.converged());
-    if (this.inv.failures.length > 0) return "ok";
-    if (!this.converged()) {
-      const state = this.cluster.slots.map(
-        (s) =>
-          `${s.name}${s.removed ? " removed" : s.member ? ` applied ${s.member.appliedIndex} committed ${s.member.committedIndex}${s.member.isLeader() ? " leader" : ""}` : " down"}`,
-      );
-      this.inv.fail(`the cluster did not converge within ${CONVERGE_MS} ms of calm: ${state.join("; ")}`);
-      return "ok";
-    }
+    if (!(await this.converge("of calm"))) return "ok";
     const reader = this.cluster.live().find((s) => s.member!.isLeader())!;
     await this.await(this.workload.finalReads(reader.member!), CLIENT_TIMEOUT_MS * 2);
-    await this.runUntil(this.time.now + CONVERGE_MS, () => this.converged());
+    if (!(await this.converge("after the final reads"))) return "ok";
     const live = this.cluster.live();
     this.inv.checkHashes(live);
     this.workload.drainWatches();
@@ -403,5 +410,16 @@ class Run {
     this.uncheckedWatches = this.inv.checkWatches(this.workload, finalRev);
     this.inv.checkLeases(this.workload, live, this.time.now, this.leaderChangedAt, ELECTION_MS);
     return this.inv.checkHistory(this.workload, this.opts.seed);
+  }
+
+  /** Settles the cluster; a failure when it does not converge, naming each slot's state. */
+  private async converge(when: string): Promise<boolean> {
+    if ((await this.settle(CONVERGE_MS / 4)) || this.inv.failures.length > 0) return this.inv.failures.length === 0;
+    const state = this.cluster.slots.map(
+      (s) =>
+        `${s.name}${s.removed ? " removed" : s.member ? ` applied ${s.member.appliedIndex} committed ${s.member.committedIndex}${s.member.isLeader() ? " leader" : ""}` : " down"}`,
+    );
+    this.inv.fail(`the cluster did not converge within ${CONVERGE_MS} ms ${when}: ${state.join("; ")}`);
+    return false;
   }
 }
