@@ -81,6 +81,6 @@ export async function until(f: () => boolean, ms = 10000, what = "condition") {
 
 /** The real transport, with the member's incoming Raft messages passed through `filter` (false: dropped). */
 export function filteredNetwork(c: MemberConfig, filter: (m: Parameters<NetworkHandlers["onMessage"]>[0]) => boolean): MemberDeps {
-  const real = transportNetwork({ listenUrls: c.listenPeerUrls, snapshotDir: join(c.dataDir, "member", "snap") });
+  const real = transportNetwork({ listenUrls: c.listenPeerUrls, advertiseUrls: c.initialAdvertisePeerUrls, snapshotDir: join(c.dataDir, "member", "snap") });
   return { network: (ids, h) => real(ids, { ...h, onMessage: (m) => (filter(m) ? h.onMessage(m) : undefined) }) };
 }

@@ -48,7 +48,7 @@ export interface PeerNetwork {
 export type NetworkHandlers = Required<
   Pick<
     TransportHandlers,
-    "onMessage" | "onUnreachable" | "onSnapshotStatus" | "onSnapshot" | "openSnapshotData" | "isRemoved" | "onPeerRemovedUs" | "onPeerRequest"
+    "onMessage" | "onUnreachable" | "onSnapshotStatus" | "onSnapshot" | "openSnapshotData" | "isRemoved" | "onPeerRemovedUs" | "onPeerRequest" | "onPeerUrls"
   >
 >;
 
@@ -58,6 +58,8 @@ export type NetworkFactory = (ids: { id: NodeId; clusterId: bigint }, handlers: 
 export interface TransportNetworkOptions {
   /** --listen-peer-urls. */
   listenUrls: string[];
+  /** --initial-advertise-peer-urls: sent with each stream, so a peer that does not know this member yet can answer it. */
+  advertiseUrls: string[];
   /** Where received snapshots are written. */
   snapshotDir: string;
   tls?: PeerTlsOptions;

@@ -5,43 +5,39 @@
 // member that applied its own removal stops once the cluster had a moment to
 // learn it.
 //
-// Unlike etcd, a member also learns of members its log has not brought yet:
-// one restarted after being down while others were added cannot answer a
-// leader it never heard of (its acknowledgements have nowhere to go), so it
-// would never catch up. A message from an unknown member makes it ask its
-// known peers for the member list (GET /members), and it talks to the members
-// found there until its own membership catches up. Found by the simulator.
+// Unlike etcd, a member also talks to members its log has not brought yet: one
+// restarted after being down while others were added cannot answer a leader
+// (or a candidate) it never heard of, so it would never catch up, and a
+// cluster whose quorum needs it could stall for good. Every peer stream names
+// its sender's advertised URLs, and a member that does not know the sender
+// adds it until its own membership catches up. Found by the simulator.
 import { ConfChangeType, type ConfState } from "../raft/types.js";
 import { log } from "../log.js";
 import type { Clock } from "../runtime/time.js";
 import type { PeerRequest, PeerResponse } from "../transport/types.js";
-import type { PeerCaller } from "./peer-network.js";
 import type { ClusterOps } from "./cluster-ops.js";
-import { decodeMembersResponse, encodeMembersResponse, MEMBERS_PATH } from "./join.js";
+import { encodeMembersResponse, MEMBERS_PATH } from "./join.js";
 import { LEASE_RENEW_PATH, LEASE_TTL_PATH, type LeaseDriver } from "./lease-driver.js";
 import type { MemberInfo } from "./member-info.js";
 import { encodeMemberContext, type Membership } from "./membership.js";
 import { encodePromoteResponse, parsePromotePath, PROMOTE_PREFIX, promoteBadPathResponse } from "./promote.js";
 
-/** What the peers part needs of the network: which peers it talks to, and requests to their ports. */
+/** What the peers part needs of the network: which peers it talks to. */
 export interface PeerSet {
   addPeer(id: bigint, urls: string[]): void;
   removePeer(id: bigint): void;
-  request: PeerCaller;
 }
 
 export const REMOVED_REASON = "the member has been permanently removed from the cluster";
 
 export class Peers {
-  /** Peers added to the network (sync removes those no longer members). */
-  private known = new Set<bigint>();
+  /** Peers added to the network from the membership (or a joiner's first view), with their URLs. */
+  private known = new Map<bigint, string[]>();
   private dirty = true;
   /** When this member applied its own removal (clock ms), if it did. */
   private removedAt: number | undefined;
   /** Members learned from peers' member lists, not (yet) in the applied membership. */
   private readonly discovered = new Set<bigint>();
-  /** When the last member-list request left (clock ms): at most one per election timeout. */
-  private askedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly selfId: bigint,
@@ -49,7 +45,7 @@ export class Peers {
     private readonly membership: Membership,
     private readonly net: PeerSet,
     private readonly clock: Clock,
-    private readonly opts: { electionTimeoutMs: number; requestTimeoutMs: number; isLeader(): boolean; stop(reason: string): void },
+    private readonly opts: { electionTimeoutMs: number; isLeader(): boolean; stop(reason: string): void },
   ) {}
 
   /** Whether this member talks to `id`. */
@@ -57,32 +53,16 @@ export class Peers {
     return id === this.selfId || this.known.has(id) || this.discovered.has(id);
   }
 
-  /** A message came from `from`, a member this one does not know: learn the cluster's members from the known peers. */
-  unknownSender(from: bigint): void {
-    const now = this.clock.now();
-    if (this.membership.isRemoved(from) || now - this.askedAt < this.opts.electionTimeoutMs) return;
-    this.askedAt = now;
-    // Every known peer is asked: some may be as far behind as this one.
-    for (const m of this.membership.list()) {
-      if (m.id === this.selfId) continue;
-      this.net.request(m.peerURLs, { method: "GET", path: MEMBERS_PATH, timeoutMs: this.opts.requestTimeoutMs }).then(
-        (reply) => this.learn(reply),
-        (err) => log.debug("failed to read the member list from a peer", { "remote-peer-id": hex(m.id), error: String((err as Error)?.message ?? err) }),
-      );
-    }
-  }
-
-  /** A peer's member list: talk to the members in it this member does not know yet. */
-  private learn(reply: { status: number; body: Uint8Array }): void {
-    if (reply.status !== 200) return;
-    const cluster = decodeMembersResponse(reply.body);
-    if (cluster.clusterId !== this.clusterId) return;
-    for (const m of cluster.members) {
-      if (this.knows(m.id) || this.membership.isRemoved(m.id)) continue;
-      log.info("talking to a member the log has not brought yet", { "local-member-id": hex(this.selfId), "remote-peer-id": hex(m.id) });
-      this.discovered.add(m.id);
-      this.net.addPeer(m.id, m.peerURLs);
-    }
+  /**
+   * A peer's stream named its URLs. One this member does not know (its log has not brought it:
+   * it was added while this member was down) is talked to from now on, until the log brings it
+   * or removes it.
+   */
+  heardFrom(id: bigint, urls: string[]): void {
+    if (this.knows(id) || this.membership.isRemoved(id)) return;
+    log.info("talking to a member the log has not brought yet", { "local-member-id": hex(this.selfId), "remote-peer-id": hex(id), "remote-peer-urls": urls });
+    this.discovered.add(id);
+    this.net.addPeer(id, urls);
   }
 
   /** A joining member's peers, from the cluster it read, until the log brings the membership. */
@@ -90,7 +70,7 @@ export class Peers {
     for (const m of members) {
       if (m.id === this.selfId) continue;
       this.net.addPeer(m.id, m.peerURLs);
-      this.known.add(m.id);
+      this.known.set(m.id, m.peerURLs);
     }
   }
 
@@ -109,8 +89,8 @@ export class Peers {
     const want = new Map<bigint, string[]>();
     for (const m of members) if (m.id !== this.selfId) want.set(m.id, m.peerURLs);
     for (const [id, urls] of want) this.net.addPeer(id, urls);
-    for (const id of this.known) if (!want.has(id) && !this.discovered.has(id)) this.net.removePeer(id);
-    this.known = new Set(want.keys());
+    for (const id of this.known.keys()) if (!want.has(id) && !this.discovered.has(id)) this.net.removePeer(id);
+    this.known = want;
     // A discovered member stays until the log brings it (it is known then) or its removal.
     for (const id of this.discovered) {
       if (want.has(id)) this.discovered.delete(id);

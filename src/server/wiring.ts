@@ -118,14 +118,18 @@ function electionTicksOf(config: MemberConfig): number {
 /** The network with the member's handlers, and the peer set over it. */
 function buildNetwork(w: Wiring, p: Parts): void {
   const { config } = w;
-  const factory = w.network ?? transportNetwork({ listenUrls: config.listenPeerUrls, snapshotDir: snapshotDir(config), tls: config.peerTls });
+  const factory =
+    w.network ??
+    transportNetwork({
+      listenUrls: config.listenPeerUrls,
+      advertiseUrls: config.initialAdvertisePeerUrls,
+      snapshotDir: snapshotDir(config),
+      tls: config.peerTls,
+    });
   p.network = factory(
     { id: p.memberId, clusterId: p.clusterId },
     {
-      onMessage: (m) => {
-        if (!p.peers.knows(m.from)) p.peers.unknownSender(m.from);
-        p.loop.step(m);
-      },
+      onMessage: (m) => p.loop.step(m),
       onUnreachable: (id) => p.loop.raw.reportUnreachable(id),
       onSnapshotStatus: (id, ok) => {
         p.loop.raw.reportSnapshot(id, ok);
@@ -136,11 +140,11 @@ function buildNetwork(w: Wiring, p: Parts): void {
       isRemoved: (id) => p.state.membership.isRemoved(id),
       onPeerRemovedUs: () => w.owner.removed(REMOVED_REASON),
       onPeerRequest: (req) => p.peers.request(req, { clusterOps: p.clusterOps, leases: p.leases }),
+      onPeerUrls: (id, urls) => p.peers.heardFrom(id, urls),
     },
   );
   p.peers = new Peers(p.memberId, p.clusterId, p.state.membership, p.network, w.runtime.clock, {
     electionTimeoutMs: config.electionTimeoutMs,
-    requestTimeoutMs: p.requestTimeoutMs,
     isLeader: () => p.loop.isLeader(),
     stop: (reason) => w.owner.removed(reason),
   });

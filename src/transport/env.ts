@@ -12,6 +12,8 @@ export interface Env {
   handlers: TransportHandlers;
   clientTls: PeerTlsOptions["client"];
   random: () => number;
+  /** Sent with every stream this member opens (H_PEER_URLS). */
+  advertiseUrls: readonly string[];
 }
 
 /** A peer's URLs, tried in turn: the current one until it fails, then the next. */

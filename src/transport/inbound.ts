@@ -6,7 +6,7 @@ import type { NodeId } from "../raft/types.js";
 import { errorText, RateLimitedLog, type Env } from "./env.js";
 import { FrameDecoder } from "./framing.js";
 import { closeStream, refuse, type InboundEnv, type InboundStream } from "./inbound-stream.js";
-import { admit, H_CLUSTER, idToHex, SNAPSHOT_PATH, STREAM_PATH } from "./protocol.js";
+import { admit, H_CLUSTER, H_PEER_URLS, idToHex, parsePeerUrls, SNAPSHOT_PATH, STREAM_PATH } from "./protocol.js";
 import { servePeerRequest } from "./peer-request.js";
 import { receiveSnapshot } from "./snapshot-receiver.js";
 
@@ -39,6 +39,8 @@ export function handleInbound(env: InboundEnv, stream: InboundStream, headers: R
     slots.running.add(run);
     return;
   }
+  const urls = parsePeerUrls(headers[H_PEER_URLS]);
+  if (urls.length > 0) env.handlers.onPeerUrls?.(verdict.from, urls);
   serveMessageStream(env, stream, verdict.from);
 }
 

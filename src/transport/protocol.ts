@@ -17,6 +17,11 @@ export const H_CLUSTER = "x-tsetcd-cluster-id";
 export const H_FROM = "x-tsetcd-from";
 export const H_TO = "x-tsetcd-to";
 export const H_PROTOCOL = "x-tsetcd-peer-protocol";
+/** The sender's advertised peer URLs, comma-separated: a receiver that does not know the sender yet can answer it. */
+export const H_PEER_URLS = "x-tsetcd-peer-urls";
+/** At most this many URLs, each at most this long, are taken from H_PEER_URLS. */
+const MAX_PEER_URLS = 8;
+const MAX_PEER_URL_LENGTH = 512;
 export const PROTOCOL_VERSION = "1";
 
 /** Ids on the wire are lower-case hex, as etcd prints them. */
@@ -30,8 +35,8 @@ export function parseHexId(v: unknown): bigint | undefined {
   return BigInt("0x" + v);
 }
 
-export function requestHeaders(path: string, clusterId: bigint, from: NodeId, to: NodeId): Record<string, string> {
-  return {
+export function requestHeaders(path: string, clusterId: bigint, from: NodeId, to: NodeId, fromUrls: readonly string[] = []): Record<string, string> {
+  const h: Record<string, string> = {
     ":method": "POST",
     ":path": path,
     "content-type": "application/octet-stream",
@@ -40,6 +45,16 @@ export function requestHeaders(path: string, clusterId: bigint, from: NodeId, to
     [H_TO]: idToHex(to),
     [H_PROTOCOL]: PROTOCOL_VERSION,
   };
+  if (fromUrls.length > 0) h[H_PEER_URLS] = fromUrls.join(",");
+  return h;
+}
+
+/** The sender's peer URLs from H_PEER_URLS: http(s) URLs only, bounded; [] when absent or unusable. */
+export function parsePeerUrls(v: unknown): string[] {
+  if (typeof v !== "string" || v.length > MAX_PEER_URLS * (MAX_PEER_URL_LENGTH + 1)) return [];
+  const urls = v.split(",").slice(0, MAX_PEER_URLS);
+  const ok = (u: string) => u.length <= MAX_PEER_URL_LENGTH && URL.canParse(u) && /^https?:$/.test(new URL(u).protocol);
+  return urls.every(ok) ? urls : [];
 }
 
 export type Admission = { ok: true; from: NodeId } | { ok: false; status: number; reason: string; log: string; fields: Record<string, unknown> };

@@ -63,7 +63,7 @@ export class SnapshotSender {
     const header = codec.encode(this.m);
     if (header.length > limits.maxMessageBytes) throw new Error(`snapshot message of ${header.length} bytes exceeds the message limit`);
     const session = await this.connect();
-    const req = session.request(requestHeaders(SNAPSHOT_PATH, this.env.clusterId, this.env.localId, this.peerId), {
+    const req = session.request(requestHeaders(SNAPSHOT_PATH, this.env.clusterId, this.env.localId, this.peerId, this.env.advertiseUrls), {
       endStream: false,
     });
     const io = new RequestWatch(req, limits.snapshotIdleTimeoutMs, this);

@@ -154,7 +154,7 @@ export class StreamWriter {
     session.on("goaway", () => failIfCurrent("peer sent GOAWAY"));
     let stream: ClientHttp2Stream;
     try {
-      stream = session.request(requestHeaders(STREAM_PATH, this.env.clusterId, this.env.localId, this.peerId), {
+      stream = session.request(requestHeaders(STREAM_PATH, this.env.clusterId, this.env.localId, this.peerId, this.env.advertiseUrls), {
         endStream: false,
       });
     } catch (err) {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import http2 from "node:http2";
 import { MessageType, msg, type Message } from "../raft/types.js";
 import { frameAll } from "./framing.js";
-import { H_CLUSTER, H_FROM, H_PROTOCOL, H_TO, PROTOCOL_VERSION, requestHeaders, STREAM_PATH } from "./protocol.js";
+import { H_CLUSTER, H_FROM, H_PROTOCOL, H_TO, parsePeerUrls, PROTOCOL_VERSION, requestHeaders, STREAM_PATH } from "./protocol.js";
 import { jsonCodec, startNode, waitFor, type TestNode } from "./test-support.js";
 
 const nodes: TestNode[] = [];
@@ -28,6 +28,25 @@ function app(from: bigint, to: bigint, index: number): Message {
 }
 
 describe("transport", () => {
+  test("a stream names its sender's advertised URLs, so a receiver that does not know it can answer it", async () => {
+    const heard: Array<[bigint, string[]]> = [];
+    const b = await node(2n, { onPeerUrls: (id, urls) => heard.push([id, urls]) });
+    const a = await node(1n, { advertiseUrls: ["http://127.0.0.1:1", "https://a.example:2380"] });
+    a.t.addPeer(2n, [b.url]);
+    a.t.send([app(1n, 2n, 0)]);
+    await waitFor(() => b.received.length === 1, 3000, "the message");
+    expect(heard).toEqual([[1n, ["http://127.0.0.1:1", "https://a.example:2380"]]]);
+  });
+
+  test("peer URLs from a stream's headers are taken only when every one is an http(s) URL, and bounded", () => {
+    expect(parsePeerUrls("http://a:1,https://b:2")).toEqual(["http://a:1", "https://b:2"]);
+    expect(parsePeerUrls(undefined)).toEqual([]);
+    expect(parsePeerUrls("http://a:1,file:///etc/passwd")).toEqual([]);
+    expect(parsePeerUrls("not a url")).toEqual([]);
+    expect(parsePeerUrls(`http://${"x".repeat(600)}:1`)).toEqual([]);
+    expect(parsePeerUrls(Array.from({ length: 20 }, (_, i) => `http://h${i}:1`).join(",")).length).toBe(8);
+  });
+
   test("messages between 3 transports arrive in order per pair", async () => {
     const ns = [await node(1n), await node(2n), await node(3n)];
     for (const a of ns) for (const b of ns) if (a !== b) a.t.addPeer(b.id, [b.url]);

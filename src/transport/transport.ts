@@ -53,6 +53,7 @@ export class Transport {
       handlers: opts,
       clientTls: opts.tls?.client,
       random: opts.random ?? Math.random,
+      advertiseUrls: opts.advertiseUrls ?? [],
     };
     this.env = { ...env, snapshotDir: opts.snapshotDir, snapshotsInFlight: { running: new Set(), max: MAX_INBOUND_SNAPSHOTS } };
   }

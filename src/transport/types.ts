@@ -51,6 +51,11 @@ export interface TransportHandlers {
    * A handler that throws answers 500 with the error's message.
    */
   onPeerRequest?(req: PeerRequest): Promise<PeerResponse> | PeerResponse;
+  /**
+   * A peer's message stream named its advertised peer URLs (once per stream): a member that does
+   * not know that peer yet (its log has not brought it) can answer it.
+   */
+  onPeerUrls?(peerId: NodeId, urls: string[]): void;
 }
 
 /** A peer-port request outside the Raft protocol. */
@@ -119,6 +124,8 @@ export interface TransportOptions extends TransportHandlers {
   codec: Codec;
   /** --listen-peer-urls: http:// or https:// (https needs tls.server). */
   listenUrls: string[];
+  /** This member's advertised peer URLs, sent with each stream it opens (default: none sent). */
+  advertiseUrls?: string[];
   /** Where received snapshot files are written (created if missing). */
   snapshotDir: string;
   tls?: PeerTlsOptions;

@@ -47,6 +47,7 @@ export interface NetworkStats {
 export class SimNetwork {
   private readonly endpoints = new Map<NodeId, Endpoint>();
   private readonly byUrl = new Map<string, NodeId>();
+  private readonly urlOf = new Map<NodeId, string>();
   /** Cut links, "from>to" (one direction). */
   private readonly cut = new Set<string>();
   /** When each link last came up (sim ms), for activeSince. */
@@ -63,6 +64,7 @@ export class SimNetwork {
   /** A member's peer URL, so requests by URL find it. */
   register(id: NodeId, url: string): void {
     this.byUrl.set(url, id);
+    this.urlOf.set(id, url);
   }
 
   /** The network of one member incarnation. */
@@ -181,6 +183,9 @@ export class SimNetwork {
           return;
         }
         this.stats.delivered++;
+        // As a new stream from a peer it does not know names the sender's URLs.
+        const url = this.urlOf.get(from.id);
+        if (!to.peers.has(from.id) && url !== undefined) to.handlers.onPeerUrls(from.id, [url]);
         to.handlers.onMessage(decodeMessage(bytes));
       });
     }

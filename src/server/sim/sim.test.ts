@@ -63,11 +63,15 @@ test.skipIf(ONE !== undefined)(
   600_000,
 );
 
-test.if(ONE !== undefined)(`whole-member simulation: seed ${ONE}`, async () => {
-  const r = await simulate({ seed: ONE!, quick: true });
-  console.log(JSON.stringify(r, null, 1));
-  expect(r.failures).toEqual([]);
-}, 60_000);
+test.if(ONE !== undefined)(
+  `whole-member simulation: seed ${ONE}`,
+  async () => {
+    const r = await simulate({ seed: ONE!, quick: true });
+    console.log(JSON.stringify(r, null, 1));
+    expect(r.failures).toEqual([]);
+  },
+  60_000,
+);
 
 test("a seed replays exactly", async () => {
   const a = await simulate({ seed: 7, quick: true });

@@ -362,26 +362,26 @@ class Run {
   }
 
   /**
-   * Starts every slot that is down and not removed; the leader's membership (or the most advanced
-   * member's) decides: adds whose answer was lost are adopted (started), members it no longer
-   * has are removed.
+   * Starts every slot that is down and not removed. Adds whose answer was lost are adopted from
+   * the leader's membership, or else the most advanced member's (without them there may be no
+   * quorum); only a leader's membership marks a slot removed (a stale view lacks later adds).
    */
   private async reconcileMembers(): Promise<void> {
-    // The leader's view, or else the most advanced member's (a lost add can leave no quorum until adopted).
     // Only a member that knows a membership (a joiner may know none yet) has a view to go by.
     const live = this.cluster.live().filter((s) => s.member!.members().length > 0);
-    const leader = live.find((s) => s.member!.isLeader()) ?? [...live].sort((a, b) => b.member!.appliedIndex - a.member!.appliedIndex)[0];
-    if (leader !== undefined) {
-      const members = leader.member!.members();
+    const leader = live.find((s) => s.member!.isLeader());
+    const view = leader ?? [...live].sort((a, b) => b.member!.appliedIndex - a.member!.appliedIndex)[0];
+    if (view !== undefined) {
+      const members = view.member!.members();
       for (const info of members) {
         if (this.cluster.slots.some((s) => s.id === info.id)) continue;
         const name = info.peerURLs.map((u) => /^http:\/\/(m\d+)\.sim/.exec(u)?.[1]).find((n) => n !== undefined);
         if (name === undefined) continue;
         this.note(`adopt ${name}`);
-        this.cluster.joinSlot(name, info.id, leader.member!.clusterId, members);
+        this.cluster.joinSlot(name, info.id, view.member!.clusterId, members);
       }
       for (const s of this.cluster.slots) {
-        if (members.some((m) => m.id === s.id)) continue;
+        if (leader === undefined || members.some((m) => m.id === s.id)) continue;
         if (s.member !== undefined) this.cluster.crash(s);
         s.removed = true;
       }

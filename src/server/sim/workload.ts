@@ -75,6 +75,8 @@ export class Workload {
   /** Clients stop issuing operations from this simulated time on. */
   stopAt = Number.POSITIVE_INFINITY;
   private readonly openWatches: Array<{ record: WatchRecord; watcher: Watcher }> = [];
+  /** Revisions a compaction was asked at (whether or not it was answered). */
+  readonly compactedAt = new Set<number>();
 
   constructor(
     private readonly time: SimTime,
@@ -234,6 +236,7 @@ export class Workload {
     const rev = m.state.store.rev - 1 - Math.floor(this.rand() * 20);
     if (rev < 2) return;
     this.stats.compactions++;
+    this.compactedAt.add(rev);
     await this.settle(m.kv.compact(create(CompactionRequestSchema, { revision: BigInt(rev) })));
   }
 
