@@ -119,10 +119,6 @@ export class RaftLoop {
     return this.leader;
   }
 
-  get role(): Role {
-    return this.raw.raft.role;
-  }
-
   get term(): number {
     return this.raw.raft.term;
   }

@@ -2,36 +2,19 @@
 // Options used by real transports are tested in src/transport/peer-tls.test.ts.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { peerTlsOptions, type PeerTlsConfig } from "./peer.js";
-import { writeTestCert } from "./test-support.js";
+import { peerTlsOptions } from "./peer.js";
+import { peerTlsConfig, writePeerTestCerts } from "./test-support.js";
 
 const quiet = { warn: () => {}, info: () => {} };
-const tempDir = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
 
-const base = (over: Partial<PeerTlsConfig> = {}): PeerTlsConfig => ({
-  peerCertFile: "",
-  peerKeyFile: "",
-  peerTrustedCaFile: "",
-  peerClientCertAuth: false,
-  peerAutoTls: false,
-  peerClientCertFile: "",
-  peerClientKeyFile: "",
-  peerCertAllowedCn: [],
-  selfSignedCertValidity: 1,
-  dataDir: tempDir("tsetcd-peer-tls-"),
-  listenPeerUrls: ["https://127.0.0.1:2380"],
-  ...over,
-});
+const base = peerTlsConfig;
 
 let dir: string;
-const files: Record<string, { cert: string; key: string }> = {};
+let files: Record<string, { cert: string; key: string }> = {};
 beforeAll(async () => {
-  dir = tempDir("tsetcd-peer-certs-");
-  for (const cn of ["member", "client", "stranger"]) files[cn] = await writeTestCert(dir, cn);
-  writeFileSync(join(dir, "ca.pem"), readFileSync(files.member.cert, "utf8") + readFileSync(files.client.cert, "utf8"));
+  ({ dir, files } = await writePeerTestCerts(["member", "client", "stranger"]));
 });
 
 describe("peerTlsOptions", () => {

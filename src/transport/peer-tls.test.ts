@@ -1,11 +1,10 @@
 // Transports started with options peerTlsOptions built from the --peer-* flags: what each
 // configuration lets through on the wire. The options alone are tested in src/tls/peer.test.ts.
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { peerTlsOptions, type PeerTlsConfig } from "../tls/peer.js";
-import { writeTestCert } from "../tls/test-support.js";
-import { startNode, tempDir, type TestNode } from "./test-support.js";
+import { peerTlsOptions } from "../tls/peer.js";
+import { peerTlsConfig, writePeerTestCerts } from "../tls/test-support.js";
+import { startNode, type TestNode } from "./test-support.js";
 import { peerRequest, PeerRequestError } from "./transport.js";
 
 const quiet = { warn: () => {}, info: () => {} };
@@ -14,27 +13,12 @@ afterEach(async () => {
   await Promise.all(nodes.splice(0).map((n) => n.t.stop()));
 });
 
-const base = (over: Partial<PeerTlsConfig> = {}): PeerTlsConfig => ({
-  peerCertFile: "",
-  peerKeyFile: "",
-  peerTrustedCaFile: "",
-  peerClientCertAuth: false,
-  peerAutoTls: false,
-  peerClientCertFile: "",
-  peerClientKeyFile: "",
-  peerCertAllowedCn: [],
-  selfSignedCertValidity: 1,
-  dataDir: tempDir("tsetcd-peer-tls-"),
-  listenPeerUrls: ["https://127.0.0.1:2380"],
-  ...over,
-});
+const base = peerTlsConfig;
 
 let dir: string;
-const files: Record<string, { cert: string; key: string }> = {};
+let files: Record<string, { cert: string; key: string }> = {};
 beforeAll(async () => {
-  dir = tempDir("tsetcd-peer-certs-");
-  for (const cn of ["member", "client"]) files[cn] = await writeTestCert(dir, cn);
-  writeFileSync(join(dir, "ca.pem"), readFileSync(files.member.cert, "utf8") + readFileSync(files.client.cert, "utf8"));
+  ({ dir, files } = await writePeerTestCerts(["member", "client"]));
 });
 
 describe("peerTlsOptions on the wire", () => {
