@@ -26,7 +26,7 @@ import { log } from "../log.js";
 import type { Lessor } from "../lease/lessor.js";
 import type { Clock, Scheduler } from "../runtime/time.js";
 import type { PeerRequest, PeerResponse } from "../transport/types.js";
-import type { ProposeOptions, RequestKind, RequestOf, ResponseOf } from "./requests.js";
+import type { Propose } from "./requests.js";
 
 export const LEASE_RENEW_PATH = "/leases";
 export const LEASE_TTL_PATH = "/leases/internal";
@@ -45,7 +45,7 @@ const ROUND_MS = 100;
 
 export interface LeaseHost {
   /** `leaderOnly`: refused unless this member leads, and applied only in the term it was proposed in. */
-  propose<K extends RequestKind>(request: RequestOf<K>, opts?: ProposeOptions): Promise<ResponseOf[K]>;
+  propose: Propose;
   isLeader(): boolean;
   /** A POST to the current leader's peer port (on a reused connection); undefined while there is no leader. Rejects when the leader cannot be reached. */
   requestLeader(path: string, body: Uint8Array, timeoutMs: number): Promise<{ status: number; body: Uint8Array }> | undefined;

@@ -137,6 +137,12 @@ export class RaftLoop {
     this.schedule();
   }
 
+  /** A message whose Ready must be handled before returning (a received snapshot, while its file is certainly ours). */
+  stepNow(m: Message): void {
+    this.raw.step(m);
+    this.run();
+  }
+
   tick(): void {
     if (this.host.stopped()) return;
     this.raw.tick();

@@ -73,7 +73,7 @@ export function buildParts(w: Wiring): Parts {
     storage,
     p.applier,
     p.state,
-    { stepAndRun: (m) => (p.loop.raw.step(m), p.loop.run()), stopped: w.owner.stopped },
+    { stepAndRun: (m) => p.loop.stepNow(m), stopped: w.owner.stopped },
     { snapshotCount: config.snapshotCount, catchUpEntries: config.snapshotCatchUpEntries ?? DEFAULT_CATCH_UP_ENTRIES, dir: snapshotDir(config) },
   );
   buildRequests(w, p);
