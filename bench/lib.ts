@@ -3,7 +3,7 @@
 // parsing what it prints, process CPU time, number formatting and the machine description.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { BENCHMARK_BIN, ETCD_BIN, REPO_ROOT, SUBJECT_BIN, isExecutable } from "../test/harness/tools.ts";
 
 /** One benchmark invocation: global flags, then the sub-command with everything but --total. */
@@ -166,7 +166,7 @@ export function machineInfo(binaries: { etcd: string; tsetcd: string }): string[
     `- machine: ${availableParallelism()} CPUs (nproc), ${model}`,
     `- bun ${Bun.version}; benchmark: etcd 3.4.23 tools/benchmark (${BENCHMARK_BIN})`,
     `- etcd: ${binaries.etcd} (${firstLine([binaries.etcd, "--version"])})`,
-    `- tsetcd: ${binaries.tsetcd}${binaries.tsetcd === ETCD_BIN ? " (real etcd: a harness self-check)" : ""}`,
+    `- tsetcd: ${shownPath(binaries.tsetcd)}${binaries.tsetcd === ETCD_BIN ? " (real etcd: a harness self-check)" : ""}`,
   ];
 }
 
@@ -239,4 +239,10 @@ export function commonOptions(): { scale: number; repeat: number; binaries: Reco
 /** "- row [impl]: error" lines for every cell of a results table that failed. */
 export function errorNotes(results: Array<Partial<Record<Impl, { error?: string }>>>, rows: Array<{ name: string }>, impls: Impl[]): string[] {
   return results.flatMap((res, i) => impls.flatMap((impl) => (res[impl]?.error ? [`- ${rows[i]!.name} [${impl}]: ${res[impl]!.error}`] : [])));
+}
+
+/** A binary's path as results files show it: relative to the repository when inside it (no machine's paths in committed files). */
+function shownPath(path: string): string {
+  const rel = relative(REPO_ROOT, path);
+  return rel.startsWith("..") ? path : rel;
 }

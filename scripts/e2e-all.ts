@@ -12,7 +12,7 @@
 // --etcd defaults to bin/tsetcd ($TSETCD_BINARY if set); --etcd=/usr/bin/etcd gives the baseline
 // (240 of 243 pass on the reference machine). --out defaults to bench/e2e-results.txt.
 import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { E2E_CWD, assertSuitePortsFree, runE2E } from "../test/harness/e2e.ts";
 import { E2E_BIN, ETCDCTL_BIN, REPO_ROOT, SUBJECT_BIN, isExecutable } from "../test/harness/tools.ts";
 
@@ -86,7 +86,7 @@ async function main(): Promise<number> {
   const summary = `${r.passed.length} passed, ${r.failed.length + notRun.length} failed, ${r.skipped.length} skipped`;
 
   const report = [
-    `# etcd 3.4.23 e2e suite against ${etcd}`,
+    `# etcd 3.4.23 e2e suite against ${relative(REPO_ROOT, etcd).startsWith("..") ? etcd : relative(REPO_ROOT, etcd)}`,
     `# ${new Date().toISOString()}, ${minutes} min, exit ${r.code}${r.timedOut ? " (killed: timeout)" : ""}`,
     `# ${summary}${notRun.length ? ` (${notRun.length} of the failed never ran)` : ""}`,
     "",
