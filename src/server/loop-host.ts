@@ -80,7 +80,8 @@ function settled(p: Parts, rd: Ready, batch: ApplyBatch): void {
 }
 
 function advanced(p: Parts, owner: Owner, rd: Ready): void {
-  if (rd.committedEntries.length > 0) p.sizeAfterLastCommit = p.maintenance.dbSize();
+  // The quota check's size (a query per applying Ready, skipped when there is no quota).
+  if (rd.committedEntries.length > 0 && p.quotaLimited) p.sizeAfterLastCommit = p.maintenance.dbSize();
   // A follower joined after the last snapshot: it needs one that includes it.
   if (p.loop.isLeader() && p.loop.raw.raft.needsSnapshot().length > 0 && p.snapshots.stale) {
     try {

@@ -4,6 +4,7 @@
 // learner before its transaction commits; a snapshot whose data was copied later than its
 // metadata must install, and later snapshots be taken at the last delivered entry.
 import { expect, test } from "bun:test";
+import { type Message, MessageType } from "../raft/types.js";
 import { Member } from "./member.js";
 import { filteredNetwork, newCluster, joinMember, put, get, until } from "./member-test-support.js";
 // Removed leader answers linearizable reads from the single-voter shortcut.
@@ -156,4 +157,37 @@ test("a member restarted after a new member took the lead catches up", async () 
   expect(await get(back, "after", true)).toBe("2");
   expect(fatals).toEqual([]);
   for (const m of [...members.filter((m) => m !== down), D, back]) await m.stop().catch(() => {});
+}, 40000);
+
+// Found by the simulator (seed 4191): the removed leader of a two-member cluster stopped on a
+// timer while the survivor had not learned that the removal committed, so the survivor counted
+// it in its quorum forever. A removed member now stops only once another member applied it.
+test("a removed leader waits until the survivor applied its removal", async () => {
+  const cut = { on: false, survivor: "", leader: "", fromIndex: 0, committed: () => false };
+  // Once on: the survivor gets the removal entry (and acknowledges it) but no later commit index
+  // and no TimeoutNow, and the leader hears nothing from the survivor after it committed.
+  const blocked = (name: string, m: Message) =>
+    cut.on && ((name === cut.survivor && (m.commit >= cut.fromIndex || m.type === MessageType.TimeoutNow)) || (name === cut.leader && cut.committed()));
+  const { members, fatals } = await newCluster(2, undefined, (c) => filteredNetwork(c, (m) => !blocked(c.name, m)));
+  await until(() => members.some((m) => m.isLeader()), 10000, "leader");
+  const leader = members.find((m) => m.isLeader())!;
+  const survivor = members.find((m) => m !== leader)!;
+  await put(leader, "k", "v");
+  await until(() => survivor.appliedIndex === leader.appliedIndex, 10000, "both applied");
+  let stopped = "";
+  leader.onFatal = (r) => void (stopped = r);
+  Object.assign(cut, { on: true, survivor: survivor.config.name, leader: leader.config.name, fromIndex: leader.committedIndex + 1 });
+  cut.committed = () => leader.committedIndex >= cut.fromIndex;
+  await leader.clusterOps.memberRemove(leader.memberId);
+  // Well past the old timer (2 election timeouts as leader, 1 s): still running, still needed.
+  await Bun.sleep(2500);
+  expect(stopped).toBe("");
+  cut.on = false;
+  await until(() => stopped !== "", 10000, "the removed leader stopped");
+  expect(stopped).toContain("permanently removed");
+  await until(() => survivor.isLeader(), 10000, "the survivor leads alone");
+  await put(survivor, "after", "1");
+  expect(fatals).toEqual([]);
+  await leader.stop().catch(() => {});
+  await survivor.stop().catch(() => {});
 }, 40000);

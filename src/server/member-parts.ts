@@ -46,5 +46,7 @@ export interface Parts {
   metrics: Metrics;
   /** Database size as of the last commit: the quota check must not query SQLite per request. */
   sizeAfterLastCommit: number;
+  /** A finite --quota-backend-bytes is in force (else the size above need not be kept). */
+  readonly quotaLimited: boolean;
   isLearner(): boolean;
 }

@@ -15,17 +15,19 @@ import { ConfChangeType, type ConfState } from "../raft/types.js";
 import { log } from "../log.js";
 import type { Clock } from "../runtime/time.js";
 import type { PeerRequest, PeerResponse } from "../transport/types.js";
+import type { PeerCaller } from "./peer-network.js";
 import type { ClusterOps } from "./cluster-ops.js";
-import { encodeMembersResponse, MEMBERS_PATH } from "./join.js";
+import { decodeMembersResponse, encodeMembersResponse, MEMBERS_PATH } from "./join.js";
 import { LEASE_RENEW_PATH, LEASE_TTL_PATH, type LeaseDriver } from "./lease-driver.js";
 import type { MemberInfo } from "./member-info.js";
 import { encodeMemberContext, type Membership } from "./membership.js";
 import { encodePromoteResponse, parsePromotePath, PROMOTE_PREFIX, promoteBadPathResponse } from "./promote.js";
 
-/** What the peers part needs of the network: which peers it talks to. */
+/** What the peers part needs of the network: which peers it talks to, and requests to their ports. */
 export interface PeerSet {
   addPeer(id: bigint, urls: string[]): void;
   removePeer(id: bigint): void;
+  request: PeerCaller;
 }
 
 export const REMOVED_REASON = "the member has been permanently removed from the cluster";
@@ -36,6 +38,10 @@ export class Peers {
   private dirty = true;
   /** When this member applied its own removal (clock ms), if it did. */
   private removedAt: number | undefined;
+  /** Another member applied this member's removal too (its member list lacks this one). */
+  private removalConfirmed = false;
+  /** When this removed member last asked its peers for their member lists (clock ms). */
+  private askedAt = Number.NEGATIVE_INFINITY;
   /** Members learned from peers' member lists, not (yet) in the applied membership. */
   private readonly discovered = new Set<bigint>();
 
@@ -106,13 +112,35 @@ export class Peers {
     this.removedAt = this.clock.now();
   }
 
-  /** The clock: a removed member stops once the cluster had a moment to learn it. */
+  /**
+   * The clock: a removed member stops once the cluster had a moment to learn it (etcd waits
+   * likewise; a removed leader first hands over, which the Raft core does on its own), and only
+   * once another member applied the removal too. Stopping before that could leave the others
+   * unable to learn that the removal committed: the survivor of a two-member cluster would count
+   * the removed member in its quorum forever (found by the simulator, seed 4191). A member whose
+   * removal was applied elsewhere has a survivor that knows; the rest learn from it.
+   */
   tick(): void {
     if (this.removedAt === undefined) return;
-    // etcd waits likewise; a removed leader first hands over (the Raft core does that on its own).
-    const waited = this.clock.now() - this.removedAt;
+    const now = this.clock.now();
+    const waited = now - this.removedAt;
     if ((this.opts.isLeader() && waited < 2 * this.opts.electionTimeoutMs) || waited < 1000) return;
-    this.opts.stop(REMOVED_REASON);
+    if (this.removalConfirmed) {
+      this.opts.stop(REMOVED_REASON);
+      return;
+    }
+    if (now - this.askedAt < this.opts.electionTimeoutMs) return;
+    this.askedAt = now;
+    for (const [id, urls] of this.known) {
+      this.net.request(urls, { method: "GET", path: MEMBERS_PATH, timeoutMs: this.opts.electionTimeoutMs }).then(
+        (reply) => {
+          if (reply.status !== 200) return;
+          const cluster = decodeMembersResponse(reply.body);
+          if (cluster.clusterId === this.clusterId && !cluster.members.some((m) => m.id === this.selfId)) this.removalConfirmed = true;
+        },
+        (err) => log.debug("failed to read a peer's member list", { "remote-peer-id": hex(id), error: String((err as Error)?.message ?? err) }),
+      );
+    }
   }
 
   /** A data dir migrated from the single-member format has no membership rows: this member is the cluster. */

@@ -31,10 +31,11 @@ export class MemberState {
   /** Replaced when a snapshot is installed, like the store. */
   alarms: Alarms;
 
-  constructor(
-    private readonly db: Database,
-    opts: StateOptions,
-  ) {
+  /** Prepared statements over the member's tables: they outlive a snapshot install, which replaces rows, not tables. */
+  private readonly backend: SqliteBackend;
+
+  constructor(db: Database, opts: StateOptions) {
+    this.backend = new SqliteBackend(db);
     this.meta = new MetaStore(db);
     this.lessor = new Lessor(new SqliteLeaseBackend(db), {
       minTtl: opts.minLeaseTtl,
@@ -61,7 +62,7 @@ export class MemberState {
 
   /** The MVCC store over the member's tables: the lessor indexes its leased keys, the watch hub gets its events. */
   private openStore(): MvccStore {
-    const store = new MvccStore(new SqliteBackend(this.db), { leases: this.lessor });
+    const store = new MvccStore(this.backend, { leases: this.lessor });
     store.onEvents = (rev, evs) => this.watchHub.publish(rev, evs);
     return store;
   }

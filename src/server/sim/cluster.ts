@@ -47,6 +47,8 @@ export interface ClusterEvents {
   published(slot: Slot, rev: number, events: Event[]): void;
   /** A member stopped on its own for a reason other than its removal: a bug. */
   failed(slot: Slot, reason: string, err: unknown): void;
+  /** Something worth a line in the run's trace. */
+  note?(what: string): void;
   /** Called on every incarnation before it starts (tests plant bugs with it). */
   mutate?(member: Member, slot: Slot): void;
 }
@@ -143,6 +145,7 @@ export class SimCluster {
     this.events.mutate?.(member, slot);
     member.onFatal = (reason, err) => {
       if (reason.includes("permanently removed")) {
+        this.events.note?.(`${slot.name} stopped: removed`);
         slot.removed = true;
         this.crash(slot);
         return;

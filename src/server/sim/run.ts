@@ -3,7 +3,7 @@
 //
 //   bun src/server/sim/run.ts --seeds=1-1000        a range (default 1-100)
 //   bun src/server/sim/run.ts --seed=42 --verbose   one seed, with its stats and what the nemesis did
-//   --quick                                          half-length runs (what npm test runs)
+//   --quick                                          quarter-length runs (what npm test runs)
 //   --mutate=NAME                                    every member with a planted bug (mutations.ts)
 //   SIM_LOG=1 ...                                    the members' own logs too
 //

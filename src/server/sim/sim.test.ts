@@ -53,8 +53,9 @@ test.skipIf(ONE !== undefined)(
     // The sweep must keep exercising what it claims to (a simulator doing nothing is safe too).
     expect(total("crashes")).toBeGreaterThan(SEEDS);
     expect(total("snapshotsSent")).toBeGreaterThan(SEEDS / 2);
-    expect(total("memberAdds")).toBeGreaterThan(SEEDS / 2);
-    expect(total("transfers")).toBeGreaterThan(SEEDS / 4);
+    expect(total("memberAdds")).toBeGreaterThan(SEEDS / 4);
+    expect(total("memberRemoves")).toBeGreaterThan(SEEDS / 8);
+    expect(total("transfers")).toBeGreaterThan(SEEDS / 8);
     expect(total("answered")).toBeGreaterThan(SEEDS * 10);
     expect(total("leases")).toBeGreaterThan(SEEDS);
     expect(total("watches")).toBeGreaterThan(SEEDS);

@@ -20,9 +20,9 @@ export interface SimOptions {
   seed: number;
   /** 3 or 5 initial members (default: the seed chooses, mostly 3). */
   members?: number;
-  /** Simulated ms of faults and load before the calm phase (default: the seed chooses, 1-3 s; 0.5-1.5 s if `quick`). */
+  /** Simulated ms of faults and load before the calm phase (default: the seed chooses, 1-3 s; a quarter of that if `quick`). */
   activeMs?: number;
-  /** Shorter runs (half the active phase): what `npm test` runs for its 1,000 seeds. */
+  /** Shorter runs (a quarter of the active phase): what `npm test` runs for its 1,000 seeds. */
   quick?: boolean;
   /** Called on every member incarnation before it starts: the tests plant bugs with it. */
   mutate?: (member: Member, slot: Slot) => void;
@@ -96,7 +96,7 @@ class Run {
     const r = this.rand;
     this.members = opts.members ?? (r() < 0.75 ? 3 : 5);
     const activeMs = 1000 + Math.floor(r() * 2000);
-    this.activeMs = opts.activeMs ?? (opts.quick ? Math.floor(activeMs / 3) : activeMs);
+    this.activeMs = opts.activeMs ?? (opts.quick ? Math.floor(activeMs / 4) : activeMs);
     // How hostile the world is varies by seed, from calm to stormy.
     const faults: NetworkFaults = { minDelayMs: 1, maxDelayMs: 2 + Math.floor(r() * 12), dropRate: r() * 0.05, duplicateRate: r() * 0.02 };
     this.crashBetweenEvents = r() * 0.0015;
@@ -116,6 +116,7 @@ class Run {
       published: (slot, rev, events) => this.inv.published(slot, rev, events, this.time.now),
       failed: (slot, reason, err) => this.inv.fail(`${slot.name} stopped: ${reason}: ${(err as Error)?.stack ?? err}`),
       mutate: opts.mutate,
+      note: (what) => this.note(what),
     });
     this.workload = new Workload(this.time, this.cluster, mulberry32(seed ^ 0x5bd1e995), { clients: 3, thinkMs: 20, timeoutMs: CLIENT_TIMEOUT_MS });
   }
@@ -364,7 +365,8 @@ class Run {
   /**
    * Starts every slot that is down and not removed. Adds whose answer was lost are adopted from
    * the leader's membership, or else the most advanced member's (without them there may be no
-   * quorum); only a leader's membership marks a slot removed (a stale view lacks later adds).
+   * quorum); only a leader's membership marks a down slot removed (a stale view lacks later
+   * adds); a live member it lacks is left to stop by itself.
    */
   private async reconcileMembers(): Promise<void> {
     // Only a member that knows a membership (a joiner may know none yet) has a view to go by.
@@ -381,21 +383,31 @@ class Run {
         this.cluster.joinSlot(name, info.id, view.member!.clusterId, members);
       }
       for (const s of this.cluster.slots) {
-        if (leader === undefined || members.some((m) => m.id === s.id)) continue;
-        if (s.member !== undefined) this.cluster.crash(s);
+        // A live one stops by itself once that is safe (a removed leader first hands over).
+        if (leader === undefined || members.some((m) => m.id === s.id) || s.removed || s.member !== undefined) continue;
+        this.note(`${s.name} is not in ${leader.name}'s membership: removed`);
         s.removed = true;
       }
     }
     for (const s of this.cluster.slots) if (s.member === undefined && !s.removed) await this.cluster.start(s);
   }
 
+  /** Every member of the leader's membership runs and has applied all the leader committed (a removed one may linger, not counted). */
   private converged(): boolean {
     const live = this.cluster.live();
     if (live.length === 0 || this.cluster.slots.some((s) => !s.removed && s.member === undefined)) return false;
     const leader = live.find((s) => s.member!.isLeader());
     if (leader === undefined) return false;
+    const members = new Set(leader.member!.members().map((m) => m.id));
     const target = leader.member!.committedIndex;
-    return live.every((s) => s.member!.appliedIndex === target && s.member!.committedIndex === target);
+    return live.every((s) => !members.has(s.id) || (s.member!.appliedIndex === target && s.member!.committedIndex === target));
+  }
+
+  /** The live members the cluster counts (a removed member may still run until it is safe to stop). */
+  private counted(): Slot[] {
+    const leader = this.cluster.live().find((s) => s.member!.isLeader());
+    const ids = new Set(leader?.member!.members().map((m) => m.id) ?? []);
+    return this.cluster.live().filter((s) => ids.has(s.id));
   }
 
   private async finalChecks(): Promise<"ok" | "unknown"> {
@@ -403,11 +415,11 @@ class Run {
     const reader = this.cluster.live().find((s) => s.member!.isLeader())!;
     await this.await(this.workload.finalReads(reader.member!), CLIENT_TIMEOUT_MS * 2);
     if (!(await this.converge("after the final reads"))) return "ok";
-    const live = this.cluster.live();
+    const live = this.counted();
     this.inv.checkHashes(live);
     this.workload.drainWatches();
     const finalRev = Math.max(...live.map((s) => s.member!.state.store.rev));
-    this.uncheckedWatches = this.inv.checkWatches(this.workload, finalRev);
+    this.uncheckedWatches = this.inv.checkWatches(this.workload, finalRev, new Set(live.map((s) => s.name)));
     this.inv.checkLeases(this.workload, live, this.time.now, this.leaderChangedAt, ELECTION_MS);
     return this.inv.checkHistory(this.workload, this.opts.seed);
   }
