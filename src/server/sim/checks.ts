@@ -107,7 +107,8 @@ export class Invariants {
   /** The checked-range events of revisions from..to, up to the first revision nobody published (`whole` is false then). */
   private watchedEvents(from: number, to: number): { events: string[]; whole: boolean } {
     const events: string[] = [];
-    for (let r = from; r <= to; r++) {
+    // Revision 1 is a new store's own, with no events.
+    for (let r = Math.max(from, 2); r <= to; r++) {
       const rr = this.revisions.get(r);
       if (rr === undefined) return { events, whole: false };
       events.push(...rr.watched);
