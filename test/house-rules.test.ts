@@ -101,7 +101,6 @@ const LONG_FUNCTIONS: Record<string, string> = {
     "the header-block decode loop of every request: one loop over RFC 7541's field representations, kept whole for speed",
   "src/api/stream-to-fetch.ts: serveStreamWithFetch":
     "predates the rule: request collection and response streaming share the stream's state; split when next changed",
-  "src/cli/main.ts: main": "predates the rule: config, logging, signals and exit codes in order; to be split as the composition root moves to src/embed/",
   "src/raft/raft.ts: Raft.stepLeader": "one switch over message types, as etcd-io/raft's stepLeader; each case is short and reads against etcd's",
   "src/server/metrics.ts: Metrics.constructor": "a flat list of metric declarations with etcd's names and help texts, nothing to split",
   "src/transport/peer-request.ts: requestOnce": "predates the rule: one request's session, timers and settling in one closure; split when next changed",

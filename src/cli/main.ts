@@ -1,9 +1,9 @@
 #!/usr/bin/env bun
 // tsetcd: start one member from etcd's flags, ETCD_* variables or a config file.
-import { ConfigError, helpText, loadConfig, usageText, versionText } from "../config/load.js";
+import { ConfigError, helpText, loadConfig, usageText, versionText, type EtcdConfig } from "../config/load.js";
 import { effectiveQuotaBytes } from "../config/derived.js";
 import { log } from "../log.js";
-import { startServer } from "../embed/server.js";
+import { startServer, type StartOptions } from "../embed/server.js";
 
 // A promise rejection nobody handled is a bug worth a loud log line, but it
 // must not take a member (and its clients) down: Bun would exit on it.
@@ -35,7 +35,31 @@ async function main(): Promise<number> {
   log.configure(c.logLevel as any, c.logOutputs);
   for (const w of loaded.warnings) log.warn(w);
 
-  const server = await startServer({
+  const server = await startServer(startOptions(c));
+
+  return new Promise<number>((resolve) => {
+    server.onFatal((reason) => {
+      log.error("member stopped", { reason });
+      resolve(1);
+    });
+    const onSignal = (signal: string) => {
+      log.info("received signal; shutting down", { signal });
+      server.stop().then(
+        () => resolve(0),
+        (err) => {
+          log.error("error while stopping", { error: String(err) });
+          resolve(1);
+        },
+      );
+    };
+    process.once("SIGTERM", () => onSignal("terminated"));
+    process.once("SIGINT", () => onSignal("interrupt"));
+  });
+}
+
+/** The member and client ports' options from a validated configuration (etcd's names to ours). */
+function startOptions(c: EtcdConfig): StartOptions {
+  return {
     name: c.name,
     dataDir: c.dataDir,
     initialAdvertisePeerUrls: c.initialAdvertisePeerUrls,
@@ -76,26 +100,7 @@ async function main(): Promise<number> {
       autoTls: c.autoTls,
       validityYears: c.selfSignedCertValidity,
     },
-  });
-
-  return new Promise<number>((resolve) => {
-    server.onFatal((reason) => {
-      log.error("member stopped", { reason });
-      resolve(1);
-    });
-    const onSignal = (signal: string) => {
-      log.info("received signal; shutting down", { signal });
-      server.stop().then(
-        () => resolve(0),
-        (err) => {
-          log.error("error while stopping", { error: String(err) });
-          resolve(1);
-        },
-      );
-    };
-    process.once("SIGTERM", () => onSignal("terminated"));
-    process.once("SIGINT", () => onSignal("interrupt"));
-  });
+  };
 }
 
 main().then(
