@@ -60,6 +60,7 @@ export function buildParts(w: Wiring): Parts {
     clusterId: identity.clusterId,
     requestTimeoutMs: 5000 + 2 * config.electionTimeoutMs,
     sizeAfterLastCommit: 0,
+    quotaLimited: Number.isFinite(config.quotaBackendBytes),
   } as Parts;
   p.isLearner = () => p.state.membership.get(p.memberId)?.isLearner ?? false;
   const storage = buildCore(w, p);

@@ -64,15 +64,13 @@ test.skipIf(ONE !== undefined)(
   600_000,
 );
 
-test.if(ONE !== undefined)(
-  `whole-member simulation: seed ${ONE}`,
-  async () => {
-    const r = await simulate({ seed: ONE!, quick: true });
+// One seed replayed by hand (SIM_SEED=N); registered only when asked for, so it is never a skip.
+if (ONE !== undefined)
+  test(`whole-member simulation: seed ${ONE}`, async () => {
+    const r = await simulate({ seed: ONE, quick: true });
     console.log(JSON.stringify(r, null, 1));
     expect(r.failures).toEqual([]);
-  },
-  60_000,
-);
+  }, 60_000);
 
 test("a seed replays exactly", async () => {
   const a = await simulate({ seed: 7, quick: true });
