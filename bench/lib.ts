@@ -2,7 +2,7 @@
 // command-line options, the benchmark rows' arguments, running etcd's benchmark tool once and
 // parsing what it prints, process CPU time, number formatting and the machine description.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { availableParallelism, homedir } from "node:os";
 import { join, relative } from "node:path";
 import { BENCHMARK_BIN, ETCD_BIN, REPO_ROOT, SUBJECT_BIN, isExecutable } from "../test/harness/tools.ts";
 
@@ -164,7 +164,7 @@ export function machineInfo(binaries: { etcd: string; tsetcd: string }): string[
   return [
     `- date: ${new Date().toISOString()}`,
     `- machine: ${availableParallelism()} CPUs (nproc), ${model}`,
-    `- bun ${Bun.version}; benchmark: etcd 3.4.23 tools/benchmark (${BENCHMARK_BIN})`,
+    `- bun ${Bun.version}; benchmark: etcd 3.4.23 tools/benchmark (${shownPath(BENCHMARK_BIN)})`,
     `- etcd: ${binaries.etcd} (${firstLine([binaries.etcd, "--version"])})`,
     `- tsetcd: ${shownPath(binaries.tsetcd)}${binaries.tsetcd === ETCD_BIN ? " (real etcd: a harness self-check)" : ""}`,
   ];
@@ -242,7 +242,10 @@ export function errorNotes(results: Array<Partial<Record<Impl, { error?: string 
 }
 
 /** A binary's path as results files show it: relative to the repository when inside it (no machine's paths in committed files). */
+/** A path as results files show it: relative to the repository, or to the home directory, never this machine's. */
 function shownPath(path: string): string {
   const rel = relative(REPO_ROOT, path);
-  return rel.startsWith("..") ? path : rel;
+  if (!rel.startsWith("..")) return rel;
+  const home = relative(homedir(), path);
+  return home.startsWith("..") ? path : join("~", home);
 }

@@ -15,6 +15,7 @@ import type { Propose } from "./requests.js";
 import type { Snapshots } from "./snapshots.js";
 import type { MemberState } from "./state.js";
 import type { V3Server } from "./v3-server.js";
+import { invariant } from "./invariant.js";
 
 /** What the parts need of the member that owns them. */
 export interface Owner {
@@ -49,4 +50,36 @@ export interface Parts {
   /** A finite --quota-backend-bytes is in force (else the size above need not be kept). */
   readonly quotaLimited: boolean;
   isLearner(): boolean;
+}
+
+/**
+ * Every field of Parts, checked complete by the compiler: wiring.ts builds the record field by
+ * field behind a cast, so a field it forgets is caught at start (assertComplete), not by the
+ * feature that reads it (a missing quotaLimited once turned the quota off).
+ */
+const PART_FIELDS = {
+  memberId: true,
+  clusterId: true,
+  requestTimeoutMs: true,
+  state: true,
+  applier: true,
+  network: true,
+  peers: true,
+  loop: true,
+  snapshots: true,
+  proposals: true,
+  reads: true,
+  leases: true,
+  kv: true,
+  maintenance: true,
+  clusterOps: true,
+  metrics: true,
+  sizeAfterLastCommit: true,
+  quotaLimited: true,
+  isLearner: true,
+} satisfies Record<keyof Parts, true>;
+
+/** Asserts that the record built behind a cast has every field. */
+export function assertComplete(p: Parts): void {
+  for (const field of Object.keys(PART_FIELDS) as Array<keyof Parts>) invariant(p[field] !== undefined, `member part ${field} was never built`);
 }

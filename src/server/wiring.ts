@@ -23,7 +23,7 @@ import { MAX_PENDING, Proposals } from "./proposals.js";
 import { RaftLoop } from "./raft-loop.js";
 import { ReadIndexReads } from "./read-index.js";
 import { Snapshots } from "./snapshots.js";
-import type { Owner, Parts } from "./member-parts.js";
+import { assertComplete, type Owner, type Parts } from "./member-parts.js";
 import { MemberState } from "./state.js";
 import { V3Server } from "./v3-server.js";
 
@@ -81,6 +81,7 @@ export function buildParts(w: Wiring): Parts {
   buildServices(w, p);
   p.sizeAfterLastCommit = p.maintenance.dbSize();
   p.peers.seed(identity.remoteMembers ?? []);
+  assertComplete(p);
   return p;
 }
 
