@@ -74,6 +74,26 @@ export const Errors = {
   /** Not in etcd's gRPC error map: it reaches clients as code Unknown. */
   timeoutLeaderTransfer: e(Code.Unknown, "etcdserver: request timed out, leader transfer took too long"),
   notCapable: e(Code.Unavailable, "etcdserver: not capable"),
+  // The auth store (etcd's rpctypes).
+  rootUserNotExist: e(Code.FailedPrecondition, "etcdserver: root user does not exist"),
+  rootRoleNotExist: e(Code.FailedPrecondition, "etcdserver: root user does not have root role"),
+  userAlreadyExist: e(Code.FailedPrecondition, "etcdserver: user name already exists"),
+  userEmpty: e(Code.InvalidArgument, "etcdserver: user name is empty"),
+  userNotFound: e(Code.FailedPrecondition, "etcdserver: user name not found"),
+  roleAlreadyExist: e(Code.FailedPrecondition, "etcdserver: role name already exists"),
+  roleNotFound: e(Code.FailedPrecondition, "etcdserver: role name not found"),
+  roleEmpty: e(Code.InvalidArgument, "etcdserver: role name is empty"),
+  authFailed: e(Code.InvalidArgument, "etcdserver: authentication failed, invalid user ID or password"),
+  permissionNotGiven: e(Code.InvalidArgument, "etcdserver: permission not given"),
+  permissionDenied: e(Code.PermissionDenied, "etcdserver: permission denied"),
+  roleNotGranted: e(Code.FailedPrecondition, "etcdserver: role is not granted to the user"),
+  permissionNotGranted: e(Code.FailedPrecondition, "etcdserver: permission is not granted to the role"),
+  authNotEnabled: e(Code.FailedPrecondition, "etcdserver: authentication is not enabled"),
+  invalidAuthToken: e(Code.Unauthenticated, "etcdserver: invalid auth token"),
+  invalidAuthMgmt: e(Code.InvalidArgument, "etcdserver: invalid auth management"),
+  authOldRevision: e(Code.InvalidArgument, "etcdserver: revision of auth store is old"),
+  /** auth's ErrNoPasswordUser is not in etcd's gRPC error map: clients get it as code Unknown. */
+  noPasswordUser: e(Code.Unknown, "auth: authentication failed, password was given for no password user"),
   // v3election (clientv3/concurrency and etcdserver/api/v3election): plain Go errors, so code Unknown.
   electionNotLeader: e(Code.Unknown, "election: not leader"),
   electionNoLeader: e(Code.Unknown, "election: no leader"),

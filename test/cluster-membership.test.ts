@@ -125,6 +125,14 @@ describe.skipIf(!haveTools)("membership", () => {
     const leader = await c.leader();
     const lagger = c.members.find((m) => m !== leader)!;
     await lagger.stop();
+    // Users and roles travel in the snapshot too.
+    for (const args of [
+      ["user", "add", "snap-user:pw"],
+      ["role", "add", "snap-role"],
+      ["user", "grant-role", "snap-user", "snap-role"],
+    ]) {
+      expect((await c.ctl(args, { members: [leader] })).code).toBe(0);
+    }
     const N = 7000;
     let next = 0;
     const writer = async () => {
@@ -142,6 +150,8 @@ describe.skipIf(!haveTools)("membership", () => {
     expect(r.header!.revision).toBe(revision);
     const last = await lagger.client.kv.range({ key: enc(`s/${String(N - 1).padStart(5, "0")}`), serializable: true }, { timeoutMs: 5000 });
     expect(dec(last.kvs[0]!.value)).toBe(`v${N - 1}`);
+    const user = await c.ctl(["user", "get", "snap-user"], { members: [lagger] });
+    expect(user.stdout).toBe("User: snap-user\nRoles: snap-role\n");
     // How we know it was a snapshot: the log lines differ between etcd and tsetcd.
     // etcd 3.4 (capnslog, its default logger): "etcdserver: raft applied incoming snapshot at
     // index N"; tsetcd's wording is its own, so only "snapshot" is required of it.

@@ -45,6 +45,28 @@ const CASES: [path: string, body: unknown][] = [
   ["/v3/kv/lease/revoke", { ID: "7289022282209902492" }],
   ["/v3/kv/range", { key: b64("leased") }],
   ["/v3/lease/revoke", { ID: "7289022282209902492" }],
+  // Users and roles (auth stays disabled).
+  ["/v3/auth/user/add", { name: "alice", password: "pw" }],
+  ["/v3/auth/user/add", { name: "alice", password: "pw" }],
+  // Not here: an empty name without a password (etcd 3.4 answers "password must not be empty") and
+  // a grant without a permission (etcd 3.4 panics; tsetcd answers etcd 3.5's "permission not given").
+  ["/v3/auth/user/add", { name: "", password: "a" }],
+  ["/v3/auth/user/add", { name: "cert", options: { no_password: true } }],
+  ["/v3/auth/role/add", { name: "reader" }],
+  ["/v3/auth/role/grant", { name: "reader", perm: { permType: "READ", key: b64("a"), range_end: b64("b") } }],
+  ["/v3/auth/role/grant", { name: "reader", perm: { permType: "READWRITE", key: b64("k") } }],
+  ["/v3/auth/role/grant", { name: "missing", perm: { key: b64("k") } }],
+  ["/v3/auth/role/get", { role: "reader" }],
+  ["/v3/auth/user/grant", { user: "alice", role: "reader" }],
+  ["/v3/auth/user/get", { name: "alice" }],
+  ["/v3/auth/user/list", {}],
+  ["/v3/auth/role/list", {}],
+  ["/v3/auth/user/changepw", { name: "alice", password: "pw2" }],
+  ["/v3/auth/role/revoke", { role: "reader", key: b64("k") }],
+  ["/v3/auth/user/revoke", { name: "alice", role: "reader" }],
+  ["/v3/auth/role/delete", { role: "reader" }],
+  ["/v3/auth/user/delete", { name: "alice" }],
+  ["/v3/auth/user/get", { name: "alice" }],
 ];
 
 // Ids derive from the peer URLs, whose ports differ between the two servers.

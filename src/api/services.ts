@@ -3,12 +3,14 @@
 import { Auth, Cluster, KV, Lease, Maintenance, Watch } from "../gen/etcdserverpb/rpc_pb.js";
 import { Election } from "../gen/v3electionpb/v3election_pb.js";
 import { Lock } from "../gen/v3lockpb/v3lock_pb.js";
+import type { AuthApi } from "../server/auth-server.js";
 import type { ClusterOps } from "../server/cluster-ops.js";
 import type { MaintenanceApi } from "../server/maintenance.js";
 import type { HeaderSource, LeaseApi, RaftKV } from "../server/v3-server.js";
 import type { WatchHub } from "../watch/hub.js";
 import type { ServiceImpl, ServiceRegistration } from "./context.js";
 import { Errors } from "../errors.js";
+import { authService } from "./auth.js";
 import { kvService } from "./kv.js";
 import { maintenanceService } from "./maintenance.js";
 import { clusterService } from "./cluster.js";
@@ -24,6 +26,7 @@ export interface ServerApi {
   readonly kv: RaftKV & LeaseApi & HeaderSource;
   readonly maintenance: MaintenanceApi;
   readonly clusterOps: ClusterOps;
+  readonly auth: AuthApi;
   readonly watchHub: WatchHub;
   isLearner(): boolean;
 }
@@ -51,7 +54,7 @@ export function allServices(server: ServerApi, opts: ServiceOptions): ServiceReg
     { service: WatchStream, impl: watchStreamService(watchDeps) },
     { service: Lease, impl: leaseService(kv) },
     { service: Cluster, impl: clusterService(server.clusterOps, () => kv.header()) },
-    { service: Auth, impl: {} },
+    { service: Auth, impl: authService(server.auth) },
     { service: Lock, impl: lockService(concurrencyDeps(kv, server.watchHub)) },
     { service: Election, impl: electionService(concurrencyDeps(kv, server.watchHub)) },
   ];

@@ -85,6 +85,7 @@ function startOptions(c: EtcdConfig): StartOptions {
       selfSignedCertValidity: c.selfSignedCertValidity,
     },
     maxRequestBytes: c.maxRequestBytes,
+    bcryptCost: c.bcryptCost,
     quotaBackendBytes: effectiveQuotaBytes(c.quotaBackendBytes) ?? Number.POSITIVE_INFINITY,
     listenClientUrls: c.listenClientUrls,
     advertiseClientUrls: c.advertiseClientUrls,

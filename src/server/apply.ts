@@ -21,6 +21,7 @@ import {
   type TxnRequest,
 } from "../gen/etcdserverpb/rpc_pb.js";
 import { InternalRequestSchema } from "../gen/tsetcdpb/internal_pb.js";
+import { applyAuth } from "./apply-auth.js";
 import { unreachable } from "../assert.js";
 import { invariant } from "./invariant.js";
 import { EtcdError, Errors } from "../errors.js";
@@ -206,6 +207,16 @@ export class Applier {
       case "clusterVersion":
         membership.applyClusterVersion(r.value.version);
         return {};
+      case "authUserAdd":
+      case "authUserDelete":
+      case "authUserChangePassword":
+      case "authUserGrantRole":
+      case "authUserRevokeRole":
+      case "authRoleAdd":
+      case "authRoleDelete":
+      case "authRoleGrantPermission":
+      case "authRoleRevokePermission":
+        return applyAuth(this.state.auth, r, header());
       case undefined:
         throw new Error("apply: a log entry carries no request");
       default:

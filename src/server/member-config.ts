@@ -27,6 +27,8 @@ export interface MemberConfig {
   peerTls?: PeerTlsOptions;
   /** How often the leader records long leases' remaining TTLs in the log (default 5 min, as etcd; 0: never). */
   leaseCheckpointIntervalMs?: number;
+  /** --bcrypt-cost: the cost of hashing auth passwords (default 10, as etcd). */
+  bcryptCost?: number;
   /** For --initial-cluster-state existing (src/server/join.ts). */
   joinCluster?: BootstrapConfig["joinCluster"];
 }

@@ -2,6 +2,7 @@
 // Raft loop's hooks (loop-host.ts) hand each Ready's results to. wiring.ts
 // builds them.
 import type { Applier } from "./apply.js";
+import type { AuthServer } from "./auth-server.js";
 import type { ClusterOps } from "./cluster-ops.js";
 import type { LeaseDriver } from "./lease-driver.js";
 import type { Maintenance } from "./maintenance.js";
@@ -42,6 +43,7 @@ export interface Parts {
   reads: ReadIndexReads;
   leases: LeaseDriver;
   kv: V3Server;
+  auth: AuthServer;
   maintenance: Maintenance;
   clusterOps: ClusterOps;
   metrics: Metrics;
@@ -71,6 +73,7 @@ const PART_FIELDS = {
   reads: true,
   leases: true,
   kv: true,
+  auth: true,
   maintenance: true,
   clusterOps: true,
   metrics: true,

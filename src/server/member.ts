@@ -39,6 +39,7 @@ import { MAX_PENDING } from "./proposals.js";
 import type { ProposeOptions, RequestKind, RequestOf, ResponseOf } from "./requests.js";
 import type { MemberState } from "./state.js";
 import type { V3Server } from "./v3-server.js";
+import type { AuthServer } from "./auth-server.js";
 
 export type { MemberConfig } from "./member-config.js";
 
@@ -65,6 +66,8 @@ export class Member {
   readonly state: MemberState;
   /** The typed v3 request surface (KV, leases, headers). */
   readonly kv: V3Server;
+  /** Users and roles (the Auth service's calls). */
+  readonly auth: AuthServer;
   readonly maintenance: Maintenance;
   /** The Cluster service's rules (member add/remove/update/promote/list). */
   readonly clusterOps: ClusterOps;
@@ -111,6 +114,7 @@ export class Member {
     this.clusterId = p.clusterId;
     this.state = p.state;
     this.kv = p.kv;
+    this.auth = p.auth;
     this.maintenance = p.maintenance;
     this.clusterOps = p.clusterOps;
     this.leases = p.leases;

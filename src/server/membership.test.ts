@@ -291,7 +291,7 @@ describe("persistence", () => {
       v1.close();
       const db = openDatabase(path);
       expect((db.query("PRAGMA user_version").get() as { user_version: number }).user_version).toBe(SCHEMA_VERSION);
-      expect(SCHEMA_VERSION).toBe(3);
+      expect(SCHEMA_VERSION).toBe(4);
       expect(db.query("SELECT count(*) AS n FROM leases").get()).toEqual({ n: 0 });
       const ms = new Membership(db);
       accept(ms, add(member(1n, 1)));

@@ -6,6 +6,15 @@
 // response at the API without casts.
 import type {
   AlarmResponse,
+  AuthRoleAddResponse,
+  AuthRoleDeleteResponse,
+  AuthRoleGrantPermissionResponse,
+  AuthRoleRevokePermissionResponse,
+  AuthUserAddResponse,
+  AuthUserChangePasswordResponse,
+  AuthUserDeleteResponse,
+  AuthUserGrantRoleResponse,
+  AuthUserRevokeRoleResponse,
   CompactionResponse,
   DeleteRangeResponse,
   LeaseCheckpointResponse,
@@ -35,6 +44,15 @@ export interface ResponseOf {
   leaseGrant: LeaseGrantResponse;
   leaseRevoke: LeaseRevokeResponse;
   leaseCheckpoint: LeaseCheckpointResponse;
+  authUserAdd: AuthUserAddResponse;
+  authUserDelete: AuthUserDeleteResponse;
+  authUserChangePassword: AuthUserChangePasswordResponse;
+  authUserGrantRole: AuthUserGrantRoleResponse;
+  authUserRevokeRole: AuthUserRevokeRoleResponse;
+  authRoleAdd: AuthRoleAddResponse;
+  authRoleDelete: AuthRoleDeleteResponse;
+  authRoleGrantPermission: AuthRoleGrantPermissionResponse;
+  authRoleRevokePermission: AuthRoleRevokePermissionResponse;
 }
 
 /** Any response the applier produces. */

@@ -3,6 +3,8 @@
 // watch hub fed by the store. Installing a snapshot replaces the tables
 // underneath, so every in-memory view is rebuilt from them in one place.
 import type { Database } from "bun:sqlite";
+import { AuthStore } from "../auth/store.js";
+import { SqliteAuthBackend } from "../auth/sqlite-auth-backend.js";
 import { Lessor } from "../lease/lessor.js";
 import { SqliteLeaseBackend } from "../lease/sqlite-lease-backend.js";
 import { SqliteBackend } from "../mvcc/sqlite-backend.js";
@@ -26,6 +28,8 @@ export class MemberState {
   readonly lessor: Lessor;
   readonly membership: Membership;
   readonly watchHub: WatchHub;
+  /** Users and roles: stateless over its tables, so a snapshot install needs nothing rebuilt. */
+  readonly auth: AuthStore;
   /** Replaced when a snapshot is installed: read it through this object, never keep it. */
   store: MvccStore;
   /** Replaced when a snapshot is installed, like the store. */
@@ -46,6 +50,7 @@ export class MemberState {
     this.watchHub = new WatchHub(storeSource(this.store), opts.hub);
     this.alarms = new Alarms(this.meta);
     this.membership = new Membership(db);
+    this.auth = new AuthStore(new SqliteAuthBackend(db));
   }
 
   /**

@@ -8,7 +8,9 @@ import { AlarmType } from "../gen/etcdserverpb/rpc_pb.js";
 import { RawNode } from "../raft/node.js";
 import type { Runtime } from "../runtime/time.js";
 import { SqliteRaftStorage } from "../storage/raft-storage.js";
+import { DEFAULT_BCRYPT_COST, hashPassword } from "../auth/password.js";
 import { Applier } from "./apply.js";
+import { AuthServer } from "./auth-server.js";
 import { APPLIED_INDEX, type Identity } from "./bootstrap.js";
 import { ClusterOps } from "./cluster-ops.js";
 import { LeaseDriver } from "./lease-driver.js";
@@ -249,6 +251,13 @@ function buildServices(w: Wiring, p: Parts): void {
     p.leases,
     () => p.loop.schedule(),
   );
+  p.auth = new AuthServer({
+    state: p.state,
+    propose: owner.propose,
+    headers: p.kv,
+    barrier: () => p.kv.linearizableBarrier(),
+    hashPassword: (password) => hashPassword(password, config.bcryptCost ?? DEFAULT_BCRYPT_COST),
+  });
   p.maintenance = buildMaintenance(w, p);
   p.clusterOps = new ClusterOps({
     selfId: p.memberId,

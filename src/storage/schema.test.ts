@@ -77,6 +77,17 @@ CREATE TABLE IF NOT EXISTS members_removed (
 );
 `;
 const DDL_V3 = DDL_V2 + LEASES_V3;
+// Version 4 added the auth store's tables.
+const AUTH_V4 = `CREATE TABLE IF NOT EXISTS auth_users (
+  name TEXT PRIMARY KEY NOT NULL,
+  user BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS auth_roles (
+  name TEXT PRIMARY KEY NOT NULL,
+  role BLOB NOT NULL
+);
+`;
+const DDL_V4 = DDL_V3 + AUTH_V4;
 
 const dirs: string[] = [];
 function tempFile(): string {
@@ -110,20 +121,20 @@ function schemaOf(db: Database) {
 const enc = (s: string) => new TextEncoder().encode(s);
 
 describe("the schema generated from the drizzle declarations", () => {
-  test("is the hand-written schema-3 DDL, character for character", () => {
+  test("is the schema-3 DDL plus version 4's auth tables, character for character", () => {
     // SQLite stores the CREATE TABLE text in sqlite_master: the same text keeps old and new files alike.
-    expect(SCHEMA_SQL).toBe(DDL_V3.trimStart());
-    expect(SCHEMA_VERSION).toBe(3);
+    expect(SCHEMA_SQL).toBe(DDL_V4.trimStart());
+    expect(SCHEMA_VERSION).toBe(4);
   });
 
-  test("a fresh database equals one the schema-3 DDL created", () => {
+  test("a fresh database equals one the schema-4 DDL created", () => {
     const fresh = openDatabase(":memory:");
     const old = new Database(":memory:");
-    old.exec(DDL_V3);
-    old.exec("PRAGMA user_version = 3");
+    old.exec(DDL_V4);
+    old.exec("PRAGMA user_version = 4");
     expect(schemaOf(fresh)).toEqual(schemaOf(old));
-    // 8 tables, and the automatic index of every primary key but the two INTEGER ones (those are the rowid).
-    expect(schemaOf(fresh).objects.length).toBe(8 + 6);
+    // 10 tables, and the automatic index of every primary key but the two INTEGER ones (those are the rowid).
+    expect(schemaOf(fresh).objects.length).toBe(10 + 8);
     fresh.close();
     old.close();
   });
@@ -137,7 +148,7 @@ describe("the schema generated from the drizzle declarations", () => {
     fresh.close();
   });
 
-  test("a data dir written under the schema-3 DDL opens unchanged and reads", () => {
+  test("a data dir written under the schema-3 DDL opens, gains the auth tables and reads", () => {
     const path = oldDatabase(DDL_V3, 3);
     // Write with the storage classes (their statements are what wrote every data dir) on the old tables.
     let db = new Database(path, { readwrite: true });
@@ -162,9 +173,12 @@ describe("the schema generated from the drizzle declarations", () => {
     raft.committed();
     db.close();
 
-    // Open with today's code: the schema stays as it was, the data reads back.
+    // Open with today's code: the old tables stay as they were, version 4's are added, the data reads back.
     db = openDatabase(path);
-    expect(schemaOf(db)).toEqual(before);
+    const fresh = openDatabase(":memory:");
+    expect(schemaOf(db)).toEqual(schemaOf(fresh));
+    fresh.close();
+    expect(schemaOf(db).objects.filter((o) => !o.name.includes("auth_"))).toEqual(before.objects);
     const reopened = new MvccStore(new SqliteKvBackend(db));
     const got = reopened.range(rangeReq("a", { rangeEnd: enc("c") }));
     expect(got.kvs.map((kv) => [dec(kv.key), dec(kv.value), kv.modRevision, kv.lease])).toEqual([["a", "2", 3n, 7n]]);

@@ -117,6 +117,21 @@ export const leases = sqliteTable("leases", {
   remainingTtl: integer("remaining_ttl").notNull(),
 });
 
+/**
+ * The auth store (etcd's authUsers and authRoles buckets): each row holds the encoded
+ * authpb.User or authpb.Role under its name, as etcd keeps them. The auth revision and
+ * whether auth is enabled live in `meta`.
+ */
+export const authUsers = sqliteTable("auth_users", {
+  name: text("name").primaryKey(),
+  user: blob("user", { mode: "buffer" }).notNull(),
+});
+
+export const authRoles = sqliteTable("auth_roles", {
+  name: text("name").primaryKey(),
+  role: blob("role", { mode: "buffer" }).notNull(),
+});
+
 /** Names of rows in `meta`. */
 export const MetaKey = {
   consistentIndex: "consistent_index",
@@ -125,15 +140,20 @@ export const MetaKey = {
   memberId: "member_id",
   /** The cluster version agreed through the log (etcd's cluster version), e.g. "3.5.0". */
   clusterVersion: "cluster_version",
+  /** The auth store's revision: bumped by every change to users, roles or the enabled flag. */
+  authRevision: "auth_revision",
+  /** 1 while authentication is enabled. */
+  authEnabled: "auth_enabled",
 } as const;
 
 /** The schema version this file creates; bump it with a migration step. */
 // Version 2 added `members` and `members_removed`, version 3 `leases`; an
 // older file upgrades by running SCHEMA_SQL, which only creates what is missing.
-export const SCHEMA_VERSION = 3;
+// Version 4 added `auth_users` and `auth_roles`.
+export const SCHEMA_VERSION = 4;
 
 /**
  * Idempotent DDL for SCHEMA_VERSION (every statement is IF NOT EXISTS), in
  * the order the tables have always been created.
  */
-export const SCHEMA_SQL = [meta, log, kvLatest, kvHistory, kvDeleted, members, membersRemoved, leases].map(createTableSql).join("");
+export const SCHEMA_SQL = [meta, log, kvLatest, kvHistory, kvDeleted, members, membersRemoved, leases, authUsers, authRoles].map(createTableSql).join("");

@@ -6,7 +6,7 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { AlarmRequest, CompactionRequest, DeleteRangeRequest, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, TxnRequest } from "../etcdserverpb/rpc_pb.js";
+import type { AlarmRequest, AuthRoleAddRequest, AuthRoleDeleteRequest, AuthRoleGrantPermissionRequest, AuthRoleRevokePermissionRequest, AuthUserAddRequest, AuthUserChangePasswordRequest, AuthUserDeleteRequest, AuthUserGrantRoleRequest, AuthUserRevokeRoleRequest, CompactionRequest, DeleteRangeRequest, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, TxnRequest } from "../etcdserverpb/rpc_pb.js";
 import { file_etcdserverpb_rpc } from "../etcdserverpb/rpc_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tsetcdpb/internal.proto.
  */
 export const file_tsetcdpb_internal: GenFile = /*@__PURE__*/
-  fileDesc("Chd0c2V0Y2RwYi9pbnRlcm5hbC5wcm90bxIIdHNldGNkcGIizwQKD0ludGVybmFsUmVxdWVzdBIKCgJpZBgBIAEoBBITCgtsZWFkZXJfdGVybRgMIAEoBBInCgNwdXQYAiABKAsyGC5ldGNkc2VydmVycGIuUHV0UmVxdWVzdEgAEjgKDGRlbGV0ZV9yYW5nZRgDIAEoCzIgLmV0Y2RzZXJ2ZXJwYi5EZWxldGVSYW5nZVJlcXVlc3RIABInCgN0eG4YBCABKAsyGC5ldGNkc2VydmVycGIuVHhuUmVxdWVzdEgAEjUKCmNvbXBhY3Rpb24YBSABKAsyHy5ldGNkc2VydmVycGIuQ29tcGFjdGlvblJlcXVlc3RIABIrCgVhbGFybRgGIAEoCzIaLmV0Y2RzZXJ2ZXJwYi5BbGFybVJlcXVlc3RIABI3ChFtZW1iZXJfYXR0cmlidXRlcxgHIAEoCzIaLnRzZXRjZHBiLk1lbWJlckF0dHJpYnV0ZXNIABIzCg9jbHVzdGVyX3ZlcnNpb24YCCABKAsyGC50c2V0Y2RwYi5DbHVzdGVyVmVyc2lvbkgAEjYKC2xlYXNlX2dyYW50GAkgASgLMh8uZXRjZHNlcnZlcnBiLkxlYXNlR3JhbnRSZXF1ZXN0SAASOAoMbGVhc2VfcmV2b2tlGAogASgLMiAuZXRjZHNlcnZlcnBiLkxlYXNlUmV2b2tlUmVxdWVzdEgAEkAKEGxlYXNlX2NoZWNrcG9pbnQYCyABKAsyJC5ldGNkc2VydmVycGIuTGVhc2VDaGVja3BvaW50UmVxdWVzdEgAQgkKB3JlcXVlc3QiSAoQTWVtYmVyQXR0cmlidXRlcxIRCgltZW1iZXJfaWQYASABKAQSDAoEbmFtZRgCIAEoCRITCgtjbGllbnRfdXJscxgDIAMoCSIhCg5DbHVzdGVyVmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgJIh4KD0xlYXNlUmVuZXdCYXRjaBILCgNpZHMYASADKAMiIQoRTGVhc2VSZW5ld1Jlc3VsdHMSDAoEdHRscxgBIAMoA2IGcHJvdG8z", [file_etcdserverpb_rpc]);
+  fileDesc("Chd0c2V0Y2RwYi9pbnRlcm5hbC5wcm90bxIIdHNldGNkcGIi1QkKD0ludGVybmFsUmVxdWVzdBIKCgJpZBgBIAEoBBITCgtsZWFkZXJfdGVybRgMIAEoBBInCgNwdXQYAiABKAsyGC5ldGNkc2VydmVycGIuUHV0UmVxdWVzdEgAEjgKDGRlbGV0ZV9yYW5nZRgDIAEoCzIgLmV0Y2RzZXJ2ZXJwYi5EZWxldGVSYW5nZVJlcXVlc3RIABInCgN0eG4YBCABKAsyGC5ldGNkc2VydmVycGIuVHhuUmVxdWVzdEgAEjUKCmNvbXBhY3Rpb24YBSABKAsyHy5ldGNkc2VydmVycGIuQ29tcGFjdGlvblJlcXVlc3RIABIrCgVhbGFybRgGIAEoCzIaLmV0Y2RzZXJ2ZXJwYi5BbGFybVJlcXVlc3RIABI3ChFtZW1iZXJfYXR0cmlidXRlcxgHIAEoCzIaLnRzZXRjZHBiLk1lbWJlckF0dHJpYnV0ZXNIABIzCg9jbHVzdGVyX3ZlcnNpb24YCCABKAsyGC50c2V0Y2RwYi5DbHVzdGVyVmVyc2lvbkgAEjYKC2xlYXNlX2dyYW50GAkgASgLMh8uZXRjZHNlcnZlcnBiLkxlYXNlR3JhbnRSZXF1ZXN0SAASOAoMbGVhc2VfcmV2b2tlGAogASgLMiAuZXRjZHNlcnZlcnBiLkxlYXNlUmV2b2tlUmVxdWVzdEgAEkAKEGxlYXNlX2NoZWNrcG9pbnQYCyABKAsyJC5ldGNkc2VydmVycGIuTGVhc2VDaGVja3BvaW50UmVxdWVzdEgAEjkKDWF1dGhfdXNlcl9hZGQYDSABKAsyIC5ldGNkc2VydmVycGIuQXV0aFVzZXJBZGRSZXF1ZXN0SAASPwoQYXV0aF91c2VyX2RlbGV0ZRgOIAEoCzIjLmV0Y2RzZXJ2ZXJwYi5BdXRoVXNlckRlbGV0ZVJlcXVlc3RIABJQChlhdXRoX3VzZXJfY2hhbmdlX3Bhc3N3b3JkGA8gASgLMisuZXRjZHNlcnZlcnBiLkF1dGhVc2VyQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0SAASRgoUYXV0aF91c2VyX2dyYW50X3JvbGUYECABKAsyJi5ldGNkc2VydmVycGIuQXV0aFVzZXJHcmFudFJvbGVSZXF1ZXN0SAASSAoVYXV0aF91c2VyX3Jldm9rZV9yb2xlGBEgASgLMicuZXRjZHNlcnZlcnBiLkF1dGhVc2VyUmV2b2tlUm9sZVJlcXVlc3RIABI5Cg1hdXRoX3JvbGVfYWRkGBIgASgLMiAuZXRjZHNlcnZlcnBiLkF1dGhSb2xlQWRkUmVxdWVzdEgAEj8KEGF1dGhfcm9sZV9kZWxldGUYEyABKAsyIy5ldGNkc2VydmVycGIuQXV0aFJvbGVEZWxldGVSZXF1ZXN0SAASUgoaYXV0aF9yb2xlX2dyYW50X3Blcm1pc3Npb24YFCABKAsyLC5ldGNkc2VydmVycGIuQXV0aFJvbGVHcmFudFBlcm1pc3Npb25SZXF1ZXN0SAASVAobYXV0aF9yb2xlX3Jldm9rZV9wZXJtaXNzaW9uGBUgASgLMi0uZXRjZHNlcnZlcnBiLkF1dGhSb2xlUmV2b2tlUGVybWlzc2lvblJlcXVlc3RIAEIJCgdyZXF1ZXN0IkgKEE1lbWJlckF0dHJpYnV0ZXMSEQoJbWVtYmVyX2lkGAEgASgEEgwKBG5hbWUYAiABKAkSEwoLY2xpZW50X3VybHMYAyADKAkiIQoOQ2x1c3RlclZlcnNpb24SDwoHdmVyc2lvbhgBIAEoCSIeCg9MZWFzZVJlbmV3QmF0Y2gSCwoDaWRzGAEgAygDIiEKEUxlYXNlUmVuZXdSZXN1bHRzEgwKBHR0bHMYASADKANiBnByb3RvMw", [file_etcdserverpb_rpc]);
 
 /**
  * One client write, as proposed to the log and applied by every member.
@@ -115,6 +115,63 @@ export type InternalRequest = Message<"tsetcdpb.InternalRequest"> & {
      */
     value: LeaseCheckpointRequest;
     case: "leaseCheckpoint";
+  } | {
+    /**
+     * The auth store's changes (etcd's InternalRaftRequest auth fields). A password is
+     * hashed by the member that received it: the log carries hashedPassword only.
+     *
+     * @generated from field: etcdserverpb.AuthUserAddRequest auth_user_add = 13;
+     */
+    value: AuthUserAddRequest;
+    case: "authUserAdd";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthUserDeleteRequest auth_user_delete = 14;
+     */
+    value: AuthUserDeleteRequest;
+    case: "authUserDelete";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthUserChangePasswordRequest auth_user_change_password = 15;
+     */
+    value: AuthUserChangePasswordRequest;
+    case: "authUserChangePassword";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthUserGrantRoleRequest auth_user_grant_role = 16;
+     */
+    value: AuthUserGrantRoleRequest;
+    case: "authUserGrantRole";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthUserRevokeRoleRequest auth_user_revoke_role = 17;
+     */
+    value: AuthUserRevokeRoleRequest;
+    case: "authUserRevokeRole";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthRoleAddRequest auth_role_add = 18;
+     */
+    value: AuthRoleAddRequest;
+    case: "authRoleAdd";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthRoleDeleteRequest auth_role_delete = 19;
+     */
+    value: AuthRoleDeleteRequest;
+    case: "authRoleDelete";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthRoleGrantPermissionRequest auth_role_grant_permission = 20;
+     */
+    value: AuthRoleGrantPermissionRequest;
+    case: "authRoleGrantPermission";
+  } | {
+    /**
+     * @generated from field: etcdserverpb.AuthRoleRevokePermissionRequest auth_role_revoke_permission = 21;
+     */
+    value: AuthRoleRevokePermissionRequest;
+    case: "authRoleRevokePermission";
   } | { case: undefined; value?: undefined };
 };
 
