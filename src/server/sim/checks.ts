@@ -1,7 +1,7 @@
 // What must hold in every simulated run, checked as it goes and at the end:
 // - every revision carries the same events on every member that applies it,
 //   and each member publishes revisions in increasing order, never twice;
-// - members at the same applied index have the same hashKV;
+// - members at the same applied index have the same hashKV and the same users and roles;
 // - every watch receives exactly the committed events after its start
 //   revision, in order, once (a prefix of them if its member died);
 // - a lease's keys go at one revision (the first rule), never before the
@@ -14,6 +14,7 @@ import { RangeRequestSchema } from "../../gen/etcdserverpb/rpc_pb.js";
 import { Event_EventType, type Event } from "../../gen/mvccpb/kv_pb.js";
 import { checkLinearizable } from "../../testing/linearizability/check.js";
 import { kvModel } from "../../testing/linearizability/model.js";
+import type { Member } from "../member.js";
 import type { Slot } from "./cluster.js";
 import { KV_PREFIX, LEASE_PREFIX, type Workload } from "./workload.js";
 
@@ -64,16 +65,18 @@ export class Invariants {
     }
   }
 
-  /** Members at the same applied index must hold the same key space. */
+  /** Members at the same applied index must hold the same key space and the same users and roles. */
   checkHashes(live: Slot[]): void {
-    const byIndex = new Map<number, { hash: number; by: string }>();
+    const byIndex = new Map<number, { hash: number; auth: string; by: string }>();
     for (const s of live) {
       const m = s.member!;
       const index = m.appliedIndex;
       const hash = m.maintenance.hashKV(0).hash;
+      const auth = authDigest(m);
       const seen = byIndex.get(index);
-      if (seen === undefined) byIndex.set(index, { hash, by: s.name });
+      if (seen === undefined) byIndex.set(index, { hash, auth, by: s.name });
       else if (seen.hash !== hash) this.fail(`applied index ${index}: hashKV ${hash} on ${s.name}, ${seen.hash} on ${seen.by}`);
+      else if (seen.auth !== auth) this.fail(`applied index ${index}: auth store ${auth} on ${s.name}, ${seen.auth} on ${seen.by}`);
     }
     this.hashChecks++;
   }
@@ -176,4 +179,12 @@ function eventKey(e: Event, full: boolean): string {
   const base = `${e.type === Event_EventType.DELETE ? "D" : "P"} ${dec(kv.key)}=${dec(kv.value)}@${kv.modRevision}/${kv.createRevision}/${kv.version}`;
   if (!full) return base;
   return `${base} l${kv.lease}${e.prevKv ? ` prev@${e.prevKv.modRevision}` : ""}`;
+}
+
+/** The member's users (with roles), roles (with permissions) and auth revision, as text. */
+function authDigest(m: Member): string {
+  const auth = m.state.auth;
+  const users = auth.userList().map((u) => [u, auth.userGet(u)]);
+  const roles = auth.roleList().map((r) => [r, auth.roleGet(r).map((p) => [p.permType, [...p.key], [...p.rangeEnd]])]);
+  return JSON.stringify({ rev: auth.revision, users, roles });
 }

@@ -44,6 +44,7 @@ export interface SimStats {
   renewals: number;
   watches: number;
   compactions: number;
+  authChanges: number;
   hashChecks: number;
   uncheckedWatches: number;
   linearizability: "ok" | "unknown";
@@ -156,6 +157,7 @@ class Run {
         renewals: w.renewals,
         watches: w.watches,
         compactions: w.compactions,
+        authChanges: w.authChanges,
         hashChecks: this.inv.hashChecks,
         uncheckedWatches: this.uncheckedWatches,
         linearizability,

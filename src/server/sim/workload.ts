@@ -6,6 +6,16 @@
 // outcome is then unknown, as a real client's is).
 import { create } from "@bufbuild/protobuf";
 import {
+  AuthRoleAddRequestSchema,
+  AuthRoleDeleteRequestSchema,
+  AuthRoleGrantPermissionRequestSchema,
+  AuthRoleRevokePermissionRequestSchema,
+  AuthUserAddRequestSchema,
+  AuthUserDeleteRequestSchema,
+  AuthUserGrantRoleRequestSchema,
+  AuthUserRevokeRoleRequestSchema,
+} from "../../gen/etcdserverpb/rpc_pb.js";
+import {
   Compare_CompareResult,
   Compare_CompareTarget,
   CompareSchema,
@@ -63,13 +73,15 @@ export interface WorkloadStats {
   renewals: number;
   watches: number;
   compactions: number;
+  /** User and role changes proposed (answered or not). */
+  authChanges: number;
 }
 
 export class Workload {
   readonly history: Operation<KvInput, KvOutput>[] = [];
   readonly leases: LeaseRecord[] = [];
   readonly watches: WatchRecord[] = [];
-  readonly stats: WorkloadStats = { ops: 0, answered: 0, failed: 0, leases: 0, renewals: 0, watches: 0, compactions: 0 };
+  readonly stats: WorkloadStats = { ops: 0, answered: 0, failed: 0, leases: 0, renewals: 0, watches: 0, compactions: 0, authChanges: 0 };
   private logical = 0;
   private values = 0;
   /** Clients stop issuing operations from this simulated time on. */
@@ -100,6 +112,7 @@ export class Workload {
       const r = this.rand();
       if (r < 0.05) this.watch(slot);
       else if (r < 0.07) void this.compact(slot.member!);
+      else if (r < 0.09) void this.authChange(slot.member!);
       else await this.kvOp(client, slot.member!);
     }
   }
@@ -238,6 +251,29 @@ export class Workload {
     this.stats.compactions++;
     this.compactedAt.add(rev);
     await this.settle(m.kv.compact(create(CompactionRequestSchema, { revision: BigInt(rev) })));
+  }
+
+  /**
+   * One change to users and roles, through the log like a put: the checks compare every
+   * member's auth store. Users have no password (bcrypt would run on real threads, outside
+   * simulated time); names come from small sets so adds, grants and deletes meet.
+   */
+  private async authChange(m: Member): Promise<void> {
+    const user = `u${Math.floor(this.rand() * 3)}`;
+    const role = `r${Math.floor(this.rand() * 3)}`;
+    const key = enc(KEYS[Math.floor(this.rand() * KEYS.length)]!);
+    const change: Array<() => Promise<unknown>> = [
+      () => m.auth.userAdd(create(AuthUserAddRequestSchema, { name: user, options: { noPassword: true } })),
+      () => m.auth.roleAdd(create(AuthRoleAddRequestSchema, { name: role })),
+      () => m.auth.userGrantRole(create(AuthUserGrantRoleRequestSchema, { user, role })),
+      () => m.auth.roleGrantPermission(create(AuthRoleGrantPermissionRequestSchema, { name: role, perm: { key, permType: Math.floor(this.rand() * 3) } })),
+      () => m.auth.roleRevokePermission(create(AuthRoleRevokePermissionRequestSchema, { role, key })),
+      () => m.auth.userRevokeRole(create(AuthUserRevokeRoleRequestSchema, { name: user, role })),
+      () => m.auth.roleDelete(create(AuthRoleDeleteRequestSchema, { role })),
+      () => m.auth.userDelete(create(AuthUserDeleteRequestSchema, { name: user })),
+    ];
+    this.stats.authChanges++;
+    await this.settle(Promise.resolve().then(change[Math.floor(this.rand() * change.length)]!));
   }
 
   // ---- helpers ----
