@@ -8,7 +8,7 @@ import { AlarmType } from "../gen/etcdserverpb/rpc_pb.js";
 import { RawNode } from "../raft/node.js";
 import type { Runtime } from "../runtime/time.js";
 import { SqliteRaftStorage } from "../storage/raft-storage.js";
-import { DEFAULT_BCRYPT_COST, hashPassword } from "../auth/password.js";
+import { effectiveBcryptCost, hashPassword } from "../auth/password.js";
 import { Applier } from "./apply.js";
 import { AuthServer } from "./auth-server.js";
 import { APPLIED_INDEX, type Identity } from "./bootstrap.js";
@@ -251,13 +251,7 @@ function buildServices(w: Wiring, p: Parts): void {
     p.leases,
     () => p.loop.schedule(),
   );
-  p.auth = new AuthServer({
-    state: p.state,
-    propose: owner.propose,
-    headers: p.kv,
-    barrier: () => p.kv.linearizableBarrier(),
-    hashPassword: (password) => hashPassword(password, config.bcryptCost ?? DEFAULT_BCRYPT_COST),
-  });
+  p.auth = buildAuth(w, p);
   p.maintenance = buildMaintenance(w, p);
   p.clusterOps = new ClusterOps({
     selfId: p.memberId,
@@ -285,6 +279,18 @@ function buildServices(w: Wiring, p: Parts): void {
     },
   };
   p.metrics = new Metrics(metricsSource, w.processMetrics);
+}
+
+/** Users and roles: passwords hashed here at the member's --bcrypt-cost, before proposing. */
+function buildAuth(w: Wiring, p: Parts): AuthServer {
+  const bcryptCost = effectiveBcryptCost(w.config.bcryptCost);
+  return new AuthServer({
+    state: p.state,
+    propose: w.owner.propose,
+    headers: p.kv,
+    barrier: () => p.kv.linearizableBarrier(),
+    hashPassword: (password) => hashPassword(password, bcryptCost),
+  });
 }
 
 function buildMaintenance(w: Wiring, p: Parts): Maintenance {
