@@ -163,6 +163,9 @@ export class Proposals {
     if (this.host.stopped()) throw Errors.stopped();
     const key = confKey(cc.type, cc.nodeId);
     const wait = this.confWaiters.wait<void>(key, this.host.leader());
+    // The member may stop while this retries below, rejecting `wait` before it is returned:
+    // marked handled here so that is not reported as an unhandled rejection (the caller still gets it).
+    wait.catch(() => {});
     const deadline = this.clock.now() + this.limits.requestTimeoutMs;
     for (;;) {
       const ok = this.host.raftProposeConfChange(cc);
