@@ -160,3 +160,21 @@ test("over SQLite: rows survive reopening the database; names list in byte order
   expect(again.enabled).toBe(false);
   db.close();
 });
+
+test("isPermitted: root may do anything, an unknown user nothing, and a change is seen at once", () => {
+  const s = new AuthStore(new MemoryAuthBackend());
+  addUser(s, "alice");
+  addUser(s, "root");
+  s.roleAdd("r");
+  s.userGrantRole({ user: "alice", role: "r" } as never);
+  s.userGrantRole({ user: "root", role: "root" } as never); // the root role need not exist
+  const none = new Uint8Array();
+  expect(s.isPermitted("alice", "read", enc("k"), none)).toBe(false);
+  s.roleGrantPermission(grant("r", Permission_Type.READ, "k"));
+  expect(s.isPermitted("alice", "read", enc("k"), none)).toBe(true); // the cache moved with the revision
+  expect(s.isPermitted("alice", "write", enc("k"), none)).toBe(false);
+  expect(s.isPermitted("root", "write", enc("any"), new Uint8Array([0]))).toBe(true);
+  expect(s.isPermitted("nobody", "read", enc("k"), none)).toBe(false);
+  s.userRevokeRole({ name: "alice", role: "r" } as never);
+  expect(s.isPermitted("alice", "read", enc("k"), none)).toBe(false);
+});

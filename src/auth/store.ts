@@ -23,6 +23,8 @@ import type {
   AuthUserRevokeRoleRequest,
 } from "../gen/etcdserverpb/rpc_pb.js";
 import { Errors } from "../errors.js";
+import { compareBytes, equalBytes } from "./bytes.js";
+import { type Access, UserPermissions } from "./permissions.js";
 
 export const ROOT_USER = "root";
 export const ROOT_ROLE = "root";
@@ -51,6 +53,9 @@ const text = new TextDecoder();
 const bytes = new TextEncoder();
 
 export class AuthStore {
+  private readonly cache = new Map<string, UserPermissions | "root" | undefined>();
+  private cachedAt = -1;
+
   constructor(private readonly backend: AuthBackend) {}
 
   get revision(): number {
@@ -181,6 +186,34 @@ export class AuthStore {
     return this.backend.roles().map((r) => text.decode(r.name));
   }
 
+  /**
+   * Whether the user may `access` the key (rangeEnd empty) or the whole range: a user holding
+   * the root role may do anything; an unknown user nothing (etcd's isOpPermitted after the
+   * enabled and revision checks, which are the caller's).
+   */
+  isPermitted(userName: string, access: Access, key: Uint8Array, rangeEnd: Uint8Array): boolean {
+    const perms = this.permissionsOf(userName);
+    return perms === "root" || (perms !== undefined && perms.permits(access, key, rangeEnd));
+  }
+
+  /** Merged permissions per user, rebuilt after any change (the revision moved), as etcd's cache. */
+  private permissionsOf(userName: string): UserPermissions | "root" | undefined {
+    const rev = this.backend.revision();
+    if (rev !== this.cachedAt) {
+      this.cache.clear();
+      this.cachedAt = rev;
+    }
+    if (this.cache.has(userName)) return this.cache.get(userName);
+    const user = this.backend.getUser(userName);
+    const perms = !user
+      ? undefined
+      : user.roles.includes(ROOT_ROLE)
+        ? "root"
+        : new UserPermissions(user.roles.flatMap((r) => this.backend.getRole(r)?.keyPermission ?? []));
+    this.cache.set(userName, perms);
+    return perms;
+  }
+
   private commit(): void {
     this.backend.setRevision(this.backend.revision() + 1);
   }
@@ -208,14 +241,4 @@ export function isValidPermissionRange(key: Uint8Array, rangeEnd: Uint8Array): b
 
 function compareNames(a: string, b: string): number {
   return compareBytes(bytes.encode(a), bytes.encode(b));
-}
-
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return compareBytes(a, b) === 0;
 }
