@@ -6,9 +6,9 @@
 //
 // To check the test itself, run both sides on real etcd: TSETCD_BINARY=/usr/bin/etcd.
 // AUTH_DEBUG=1 prints real etcd's transcript.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { etcdctl, normalize } from "./harness/etcdctl.ts";
-import { type Member, startMember, startRealEtcd } from "./harness/server.ts";
+import { type Member, sideBySide } from "./harness/server.ts";
 import { ETCD_BIN, ETCDCTL_BIN, SUBJECT_BIN, requireTools } from "./harness/tools.ts";
 
 interface Step {
@@ -132,19 +132,10 @@ async function run(m: Member): Promise<Result[]> {
 const ready = requireTools([ETCD_BIN, ETCDCTL_BIN, SUBJECT_BIN]);
 
 describe.skipIf(!ready)(`etcdctl user/role: ${SUBJECT_BIN} vs ${ETCD_BIN}`, () => {
-  let ours: Member;
-  let etcd: Member;
-
-  beforeAll(async () => {
-    [ours, etcd] = await Promise.all([startMember({ name: "auth" }), startRealEtcd({ name: "auth" })]);
-  }, 30_000);
-
-  afterAll(async () => {
-    await Promise.all([ours?.stop(), etcd?.stop()]);
-  });
+  const pair = sideBySide("auth");
 
   test("the same script prints the same on both", async () => {
-    const [a, b] = await Promise.all([run(ours), run(etcd)]);
+    const [a, b] = await Promise.all([run(pair.ours), run(pair.etcd)]);
     if (process.env.AUTH_DEBUG) {
       for (const r of b) console.log(`$ etcdctl ${r.args.join(" ")}\n${r.stdout}${r.stderr ? `[stderr] ${r.stderr}` : ""}[exit ${r.code}]`);
     }

@@ -5,9 +5,9 @@
 // The commands form one script over shared state: revisions in later cases depend on the
 // writes of earlier ones, so keep the order and add new cases where their state fits.
 // To check the harness itself, run both sides on real etcd: TSETCD_BINARY=/usr/bin/etcd.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { etcdctl, normalize } from "./harness/etcdctl.ts";
-import { type Member, startMember, startRealEtcd } from "./harness/server.ts";
+import { sideBySide } from "./harness/server.ts";
 import { ETCD_BIN, ETCDCTL_BIN, SUBJECT_BIN, requireTools } from "./harness/tools.ts";
 
 interface Case {
@@ -155,24 +155,14 @@ function label(c: Case): string {
 const ready = requireTools([ETCD_BIN, ETCDCTL_BIN, SUBJECT_BIN]);
 
 describe.skipIf(!ready)(`etcdctl output: ${SUBJECT_BIN} vs ${ETCD_BIN}`, () => {
-  let ours: Member;
-  let etcd: Member;
-
-  beforeAll(async () => {
-    // Same member name on both, so outputs that show it (member list) compare too.
-    [ours, etcd] = await Promise.all([startMember({ name: "compat" }), startRealEtcd({ name: "compat" })]);
-  }, 30_000);
-
-  afterAll(async () => {
-    await Promise.all([ours?.stop(), etcd?.stop()]);
-  });
+  const pair = sideBySide("compat");
 
   for (const c of CASES) {
     test(
       label(c),
       async () => {
         const opts = c.stdin === undefined ? {} : { stdin: c.stdin };
-        const [a, b] = await Promise.all([etcdctl(ours.clientUrl, c.args, opts), etcdctl(etcd.clientUrl, c.args, opts)]);
+        const [a, b] = await Promise.all([etcdctl(pair.ours.clientUrl, c.args, opts), etcdctl(pair.etcd.clientUrl, c.args, opts)]);
         const view = (r: typeof a) => ({ code: r.code, stdout: normalize(r.stdout), stderr: normalize(r.stderr) });
         expect({ etcd: b.code }).toEqual({ etcd: c.code ?? 0 });
         expect(view(a)).toEqual(view(b));

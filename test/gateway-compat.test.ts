@@ -1,8 +1,8 @@
 // The /v3 JSON gateway, byte for byte against real etcd 3.4.23: the same
 // POSTs to a fresh tsetcd and a fresh etcd give the same status and body,
 // once ids, the version and database sizes are masked.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startMember, startRealEtcd, type Member } from "./harness/server.ts";
+import { describe, expect, test } from "bun:test";
+import { sideBySide, type Member } from "./harness/server.ts";
 import { ETCD_BIN, requireTools, SUBJECT_BIN } from "./harness/tools.ts";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
@@ -77,16 +77,8 @@ const mask = (body: string) =>
     .replace(/"(dbSize|dbSizeInUse)":"\d+"/g, '"$1":"<n>"');
 
 const ready = requireTools([SUBJECT_BIN, ETCD_BIN]);
-let ours: Member;
-let etcd: Member;
-
 describe.skipIf(!ready)("/v3 gateway: tsetcd vs etcd 3.4.23", () => {
-  beforeAll(async () => {
-    [ours, etcd] = await Promise.all([startMember({ name: "gw" }), startRealEtcd({ name: "gw" })]);
-  });
-  afterAll(async () => {
-    await Promise.all([ours?.stop(), etcd?.stop()]);
-  });
+  const pair = sideBySide("gw");
 
   test("every case answers the same", async () => {
     for (const [path, body] of CASES) {
@@ -94,7 +86,7 @@ describe.skipIf(!ready)("/v3 gateway: tsetcd vs etcd 3.4.23", () => {
         const res = await fetch(`${m.clientUrl}${path}`, { method: "POST", body: typeof body === "string" ? body : JSON.stringify(body) });
         return { status: res.status, body: mask(await res.text()) };
       };
-      const [a, b] = [await post(ours), await post(etcd)];
+      const [a, b] = [await post(pair.ours), await post(pair.etcd)];
       expect({ path, request: body, ...a }).toEqual({ path, request: body, ...b });
     }
   }, 30_000);
@@ -116,7 +108,7 @@ describe.skipIf(!ready)("/v3 gateway: tsetcd vs etcd 3.4.23", () => {
       ac.abort();
       return { status: res.status, type: res.headers.get("content-type"), body: mask(text) };
     };
-    const [a, b] = [await keepAlive(ours), await keepAlive(etcd)];
+    const [a, b] = [await keepAlive(pair.ours), await keepAlive(pair.etcd)];
     expect(a).toEqual(b);
     expect(a.body).toContain('"ID":"7289022282209903000","TTL":"60"');
   }, 30_000);

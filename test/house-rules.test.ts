@@ -60,7 +60,7 @@ const LAYERS: Record<string, readonly string[]> = {
 const TEST_ONLY_LAYERS: readonly string[] = ["testing"];
 
 /** Top-level files every layer may import; they import nothing of ours but each other and src/gen/. */
-const BASE_MODULES: readonly string[] = ["src/errors.ts", "src/log.ts", "src/version.ts", "src/assert.ts"];
+const BASE_MODULES: readonly string[] = ["src/errors.ts", "src/log.ts", "src/version.ts", "src/assert.ts", "src/bytes.ts"];
 
 /**
  * Any other top-level file of src/ must be given a layer here (none today), so

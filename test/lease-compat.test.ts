@@ -5,9 +5,9 @@
 // second of each other, because the two runs are not at the same instant.
 //
 // To check the harness itself: TSETCD_BINARY=/usr/bin/etcd.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { etcdctl, normalize, type EtcdctlResult } from "./harness/etcdctl.ts";
-import { type Member, startMember, startRealEtcd } from "./harness/server.ts";
+import { type Member, sideBySide } from "./harness/server.ts";
 import { ETCD_BIN, ETCDCTL_BIN, SUBJECT_BIN, requireTools } from "./harness/tools.ts";
 
 /** One server's run of the script: what it printed, with its lease ids in grant order. */
@@ -110,20 +110,11 @@ async function script(r: Run): Promise<void> {
 const ready = requireTools([ETCD_BIN, ETCDCTL_BIN, SUBJECT_BIN]);
 
 describe.skipIf(!ready)(`etcdctl lease: ${SUBJECT_BIN} vs ${ETCD_BIN}`, () => {
-  let ours: Member;
-  let etcd: Member;
-
-  beforeAll(async () => {
-    [ours, etcd] = await Promise.all([startMember({ name: "lease" }), startRealEtcd({ name: "lease" })]);
-  }, 30_000);
-
-  afterAll(async () => {
-    await Promise.all([ours?.stop(), etcd?.stop()]);
-  });
+  const pair = sideBySide("lease");
 
   test("the same script prints the same on both", async () => {
-    const a = new Run(ours);
-    const b = new Run(etcd);
+    const a = new Run(pair.ours);
+    const b = new Run(pair.etcd);
     await Promise.all([script(a), script(b)]);
     const ta = a.transcript();
     const tb = b.transcript();

@@ -4,9 +4,9 @@
 //
 // Cases share state (revisions depend on earlier writes): keep the order.
 // To check the harness itself: TSETCD_BINARY=/usr/bin/etcd.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { etcdctl, normalize } from "./harness/etcdctl.ts";
-import { type Member, startMember, startRealEtcd } from "./harness/server.ts";
+import { sideBySide } from "./harness/server.ts";
 import { ETCD_BIN, ETCDCTL_BIN, SUBJECT_BIN, requireTools } from "./harness/tools.ts";
 
 interface Case {
@@ -114,28 +114,19 @@ async function watchWhile(endpoint: string, c: Case): Promise<string> {
 const ready = requireTools([ETCD_BIN, ETCDCTL_BIN, SUBJECT_BIN]);
 
 describe.skipIf(!ready)(`etcdctl watch: ${SUBJECT_BIN} vs ${ETCD_BIN}`, () => {
-  let ours: Member;
-  let etcd: Member;
-
-  beforeAll(async () => {
-    [ours, etcd] = await Promise.all([startMember({ name: "watch" }), startRealEtcd({ name: "watch" })]);
-  }, 30_000);
-
-  afterAll(async () => {
-    await Promise.all([ours?.stop(), etcd?.stop()]);
-  });
+  const pair = sideBySide("watch");
 
   for (const c of CASES) {
     test(
       c.name,
       async () => {
         if (c.name === "compacted revision") {
-          for (const m of [ours, etcd]) {
+          for (const m of [pair.ours, pair.etcd]) {
             const r = await etcdctl(m.clientUrl, ["compaction", "5"]);
             expect(r.code).toBe(0);
           }
         }
-        const [a, b] = await Promise.all([watchWhile(ours.clientUrl, c), watchWhile(etcd.clientUrl, c)]);
+        const [a, b] = await Promise.all([watchWhile(pair.ours.clientUrl, c), watchWhile(pair.etcd.clientUrl, c)]);
         if (process.env.WATCH_DEBUG) console.log(`== ${c.name}\n${a}`);
         expect(normalize(b)).not.toBe(normalize("\n--- stderr ---\n"));
         expect(normalize(a)).toEqual(normalize(b));

@@ -15,7 +15,7 @@ import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/conn
 import { KV, Watch, type WatchRequest, WatchRequestSchema, type WatchResponse, type WatchCreateRequestSchema } from "../src/gen/etcdserverpb/rpc_pb.js";
 import { WatchStream } from "../src/gen/tsetcdpb/watch_pb.js";
 import { dec, enc } from "./harness/grpc-client.ts";
-import { startMember, startRealEtcd, type Member } from "./harness/server.ts";
+import { sideBySide, startMember, type Member } from "./harness/server.ts";
 import { ETCD_BIN, requireTools, SUBJECT_BIN } from "./harness/tools.ts";
 import { freePorts } from "./harness/ports.ts";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -329,14 +329,7 @@ function gatewayWatch(baseUrl: string, path: string, body: string) {
 }
 
 describe.skipIf(!requireTools([SUBJECT_BIN, ETCD_BIN]))(`POST /v3/watch: ${SUBJECT_BIN} vs ${ETCD_BIN}`, () => {
-  let ours: Member;
-  let etcd: Member;
-  beforeAll(async () => {
-    [ours, etcd] = await Promise.all([startMember({ name: "gw" }), startRealEtcd({ name: "gw" })]);
-  }, 30_000);
-  afterAll(async () => {
-    await Promise.all([ours?.stop(), etcd?.stop()]);
-  });
+  const pair = sideBySide("gw");
 
   /** The same scenario on one server: the lines the watch printed and the response headers that matter. */
   async function scenario(m: Member): Promise<{ lines: string[]; contentType: string | null; meta: string | null; status: number }[]> {
@@ -393,7 +386,7 @@ describe.skipIf(!requireTools([SUBJECT_BIN, ETCD_BIN]))(`POST /v3/watch: ${SUBJE
   }
 
   test("the same stream of JSON lines as etcd 3.4", async () => {
-    const [a, b] = [await scenario(ours), await scenario(etcd)];
+    const [a, b] = [await scenario(pair.ours), await scenario(pair.etcd)];
     expect(a).toEqual(b);
     // And what that is, so a change in both is noticed too.
     expect(a[0].lines[0]).toBe('{"result":{"header":{"cluster_id":"<id>","member_id":"<id>","revision":"1","raft_term":"2"},"created":true}}');
@@ -403,12 +396,12 @@ describe.skipIf(!requireTools([SUBJECT_BIN, ETCD_BIN]))(`POST /v3/watch: ${SUBJE
   }, 60_000);
 
   test("the watcher goes away with the client", async () => {
-    await expectWatchers(ours, 0);
-    const w = gatewayWatch(ours.clientUrl, "/v3/watch", `{"create_request":{"key":"${b64("gone")}"}}`);
+    await expectWatchers(pair.ours, 0);
+    const w = gatewayWatch(pair.ours.clientUrl, "/v3/watch", `{"create_request":{"key":"${b64("gone")}"}}`);
     await w.lines(1);
-    await expectWatchers(ours, 1);
+    await expectWatchers(pair.ours, 1);
     await w.abort();
-    await expectWatchers(ours, 0);
+    await expectWatchers(pair.ours, 0);
   }, 30_000);
 });
 

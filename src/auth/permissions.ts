@@ -4,7 +4,7 @@
 // [key, end), or [key, ∞) when its end is "\0"; a request's range is allowed
 // only when the union of the user's ranges covers all of it.
 import { Permission_Type, type Permission } from "../gen/authpb/auth_pb.js";
-import { compareBytes } from "./bytes.js";
+import { compareBytes } from "../bytes.js";
 
 export type Access = "read" | "write";
 
@@ -52,7 +52,8 @@ function successor(key: Uint8Array): Uint8Array {
   return out;
 }
 
-function isOpenEnded(rangeEnd: Uint8Array): boolean {
+/** A range end of "\0": every key from the start on (etcd's isOpenEnded). */
+export function isOpenEnded(rangeEnd: Uint8Array): boolean {
   return rangeEnd.length === 1 && rangeEnd[0] === 0;
 }
 

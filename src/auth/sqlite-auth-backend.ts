@@ -12,6 +12,8 @@ import type { AuthBackend } from "./store.js";
 type UserRow = Pick<SqlRow<typeof authUsers>, "user">;
 type RoleRow = Pick<SqlRow<typeof authRoles>, "role">;
 
+const names = new TextDecoder();
+
 export class SqliteAuthBackend implements AuthBackend {
   private readonly meta: MetaStore;
   private readonly selectUser: Statement<UserRow, [string]>;
@@ -41,7 +43,7 @@ export class SqliteAuthBackend implements AuthBackend {
   }
 
   putUser(user: User): void {
-    this.upsertUser.run(new TextDecoder().decode(user.name), toBinary(UserSchema, user));
+    this.upsertUser.run(names.decode(user.name), toBinary(UserSchema, user));
   }
 
   deleteUser(name: string): void {
@@ -58,7 +60,7 @@ export class SqliteAuthBackend implements AuthBackend {
   }
 
   putRole(role: Role): void {
-    this.upsertRole.run(new TextDecoder().decode(role.name), toBinary(RoleSchema, role));
+    this.upsertRole.run(names.decode(role.name), toBinary(RoleSchema, role));
   }
 
   deleteRole(name: string): void {

@@ -23,8 +23,8 @@ import type {
   AuthUserRevokeRoleRequest,
 } from "../gen/etcdserverpb/rpc_pb.js";
 import { Errors } from "../errors.js";
-import { compareBytes, equalBytes } from "./bytes.js";
-import { type Access, UserPermissions } from "./permissions.js";
+import { compareBytes, bytesEqual } from "../bytes.js";
+import { type Access, isOpenEnded, UserPermissions } from "./permissions.js";
 
 export const ROOT_USER = "root";
 export const ROOT_ROLE = "root";
@@ -157,7 +157,7 @@ export class AuthStore {
     const candidate = at >= 0 ? role.keyPermission[at] : undefined;
     const granted = create(PermissionSchema, { permType: perm.permType, key: perm.key, rangeEnd: perm.rangeEnd });
     const keyPermission = [...role.keyPermission];
-    if (candidate && equalBytes(candidate.key, perm.key) && equalBytes(candidate.rangeEnd, perm.rangeEnd)) keyPermission[at] = granted;
+    if (candidate && bytesEqual(candidate.key, perm.key) && bytesEqual(candidate.rangeEnd, perm.rangeEnd)) keyPermission[at] = granted;
     else {
       keyPermission.push(granted);
       keyPermission.sort((a, b) => compareBytes(a.key, b.key)); // stable: equal keys keep their order
@@ -169,7 +169,7 @@ export class AuthStore {
   roleRevokePermission(r: AuthRoleRevokePermissionRequest): void {
     const role = this.backend.getRole(r.role);
     if (!role) throw Errors.roleNotFound();
-    const keyPermission = role.keyPermission.filter((p) => !(equalBytes(p.key, r.key) && equalBytes(p.rangeEnd, r.rangeEnd)));
+    const keyPermission = role.keyPermission.filter((p) => !(bytesEqual(p.key, r.key) && bytesEqual(p.rangeEnd, r.rangeEnd)));
     if (keyPermission.length === role.keyPermission.length) throw Errors.permissionNotGranted();
     this.backend.putRole(create(RoleSchema, { name: role.name, keyPermission }));
     this.commit();
@@ -236,7 +236,7 @@ export function isValidPermissionRange(key: Uint8Array, rangeEnd: Uint8Array): b
   if (key.length === 0) return false;
   if (rangeEnd.length === 0) return true;
   if (compareBytes(key, rangeEnd) < 0) return true;
-  return rangeEnd.length === 1 && rangeEnd[0] === 0;
+  return isOpenEnded(rangeEnd);
 }
 
 function compareNames(a: string, b: string): number {

@@ -6,6 +6,12 @@
 // Keys order as unsigned bytes (memcmp, shorter prefix first), which is also
 // how SQLite compares BLOBs, so both backends agree with etcd's btree.
 
+import { bytesEqual, compareBytes } from "../bytes.js";
+
+// Byte order lives in src/bytes.ts (every layer compares keys and names); re-exported for the
+// layers that read keys through this module.
+export { bytesEqual, compareBytes };
+
 /** A normalized range end: `null` = the single key; empty = no upper bound. */
 export type RangeEnd = Uint8Array | null;
 
@@ -19,22 +25,6 @@ export function toRangeEnd(rangeEnd: Uint8Array): RangeEnd {
   if (rangeEnd.length === 0) return null;
   if (rangeEnd.length === 1 && rangeEnd[0] === 0) return EMPTY_BYTES;
   return rangeEnd;
-}
-
-/** memcmp order: negative if a < b, 0 if equal, positive if a > b. */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = a.length < b.length ? a.length : b.length;
-  for (let i = 0; i < n; i++) {
-    const d = a[i] - b[i];
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
-}
-
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Whether `k` falls in the range starting at `key` with normalized end `end`. */

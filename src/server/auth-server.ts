@@ -70,11 +70,7 @@ export class AuthServer implements AuthApi {
   constructor(private readonly d: AuthServerDeps) {}
 
   async userAdd(req: AuthUserAddRequest): Promise<AuthUserAddResponse> {
-    const value = { ...req };
-    if (!req.options?.noPassword) {
-      value.hashedPassword = btoa(await this.d.hashPassword(req.password));
-      value.password = "";
-    }
+    const value = req.options?.noPassword ? req : { ...req, ...(await this.hashed(req.password)) };
     return this.d.propose({ case: "authUserAdd", value });
   }
 
@@ -83,11 +79,7 @@ export class AuthServer implements AuthApi {
   }
 
   async userChangePassword(req: AuthUserChangePasswordRequest): Promise<AuthUserChangePasswordResponse> {
-    const value = { ...req };
-    if (req.password !== "") {
-      value.hashedPassword = btoa(await this.d.hashPassword(req.password));
-      value.password = "";
-    }
+    const value = req.password === "" ? req : { ...req, ...(await this.hashed(req.password)) };
     return this.d.propose({ case: "authUserChangePassword", value });
   }
 
@@ -133,6 +125,11 @@ export class AuthServer implements AuthApi {
   async roleList(): Promise<AuthRoleListResponse> {
     await this.d.barrier();
     return create(AuthRoleListResponseSchema, { header: this.d.headers.header(), roles: this.d.state.auth.roleList() });
+  }
+
+  /** What the log carries instead of a password: etcd's hashedPassword, the bcrypt hash in base64. */
+  private async hashed(password: string): Promise<{ password: ""; hashedPassword: string }> {
+    return { password: "", hashedPassword: btoa(await this.d.hashPassword(password)) };
   }
 
   async authStatus(): Promise<AuthStatusResponse> {

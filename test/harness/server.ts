@@ -4,6 +4,7 @@
 // compare them. A member gets fresh loopback ports and a fresh data dir, and startMember only
 // resolves once the process printed "ready to serve client requests"; every process started
 // here is killed when the test process exits, whatever way it exits.
+import { afterAll, beforeAll } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -311,4 +312,25 @@ export async function startMember(opts: StartOptions = {}): Promise<Member> {
 /** startMember with the real etcd, for side-by-side comparisons. */
 export function startRealEtcd(opts: Omit<StartOptions, "binary"> = {}): Promise<Member> {
   return startMember({ ...opts, binary: ETCD_BIN });
+}
+
+/** A fresh tsetcd and a fresh real etcd side by side, filled in before the tests of the calling describe block. */
+export interface SideBySide {
+  ours: Member;
+  etcd: Member;
+}
+
+/**
+ * For the side-by-side compat tests: starts both (with the same member name, so outputs that
+ * show it compare too) before the calling describe block's tests and stops both after them.
+ */
+export function sideBySide(name: string): SideBySide {
+  const pair = {} as SideBySide;
+  beforeAll(async () => {
+    [pair.ours, pair.etcd] = await Promise.all([startMember({ name }), startRealEtcd({ name })]);
+  }, 30_000);
+  afterAll(async () => {
+    await Promise.all([pair.ours?.stop(), pair.etcd?.stop()]);
+  });
+  return pair;
 }
