@@ -28,7 +28,7 @@ export class MemberState {
   readonly lessor: Lessor;
   readonly membership: Membership;
   readonly watchHub: WatchHub;
-  /** Users and roles: stateless over its tables, so a snapshot install needs nothing rebuilt. */
+  /** Users and roles, read from their tables; its permission cache is keyed by the auth revision, so a snapshot install needs nothing rebuilt. */
   readonly auth: AuthStore;
   /** Replaced when a snapshot is installed: read it through this object, never keep it. */
   store: MvccStore;
